@@ -1,0 +1,18 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+SpacingOption = typer.Option(
+    None, "--spacing", help="Pixel spacing ROW_MM COL_MM of a 2D image input (required for PNG/JPEG/TIFF).",
+)
+SeriesOption = typer.Option(
+    None, "--series", help="Choose a series of a DICOM study by SeriesInstanceUID or SeriesDescription.",
+)
+
+
+def spacing_tuple(spacing: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+    return None if spacing is None or spacing == (None, None) else spacing
