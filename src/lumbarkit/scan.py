@@ -77,6 +77,7 @@ class Scan:
     array: np.ndarray
     affine: np.ndarray
     metadata: ScanMetadata = field(default_factory=ScanMetadata)
+    source_affine: np.ndarray | None = None  # affine of the array as stored in the input file
 
     def __post_init__(self):
         if self.array.ndim != 3:
@@ -94,8 +95,22 @@ class Scan:
         data = np.asarray(array)
         if data.ndim != 3:
             raise InputError(f"expected a 3D image, got {data.ndim} dimensions")
-        canon, canon_affine = to_canonical(data, np.asarray(affine, dtype=float))
-        return cls(canon.astype(np.float32, copy=False), canon_affine, metadata or ScanMetadata())
+        source_affine = np.asarray(affine, dtype=float)
+        canon, canon_affine = to_canonical(data, source_affine)
+        return cls(canon.astype(np.float32, copy=False), canon_affine, metadata or ScanMetadata(), source_affine)
+
+    def to_source_grid(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map a canonical-grid array (e.g. a label map) back onto the input file's voxel grid.
+
+        Returns the array and the input's affine (RAS); the inverse of the reader's reorientation.
+        """
+        if self.source_affine is None:
+            return array, self.affine
+        import nibabel.orientations as nio
+
+        transform = nio.ornt_transform(nio.io_orientation(self.affine), nio.io_orientation(self.source_affine))
+        out = nio.apply_orientation(array, transform)
+        return np.ascontiguousarray(out), self.source_affine
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -1,3 +1,4 @@
 """Imports every command module so its commands register on the app."""
 
-from lumbarkit.cli import info  # noqa: F401
+from lumbarkit.cli import info, segment, train  # noqa: F401
+from lumbarkit.cli import demo  # noqa: F401

@@ -61,7 +61,7 @@ def load_scan(
         return read_image(p, spacing_mm=spacing_mm)
     from lumbarkit.io.dicom import is_dicom_file, read_dicom
 
-    if is_dicom_file(p):
+    if suffix in (".dcm", ".dicom", ".ima") or is_dicom_file(p):
         return read_dicom(p, series=series, require_sagittal=require_sagittal)
     raise InputError(
         f"unsupported input {p.name}: expected a DICOM folder or file, .nii/.nii.gz, .mha/.mhd, .nrrd or a PNG/JPEG/TIFF image"

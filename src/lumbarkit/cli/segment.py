@@ -1,0 +1,48 @@
+"""``lumbarkit segment``: label map with named levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lumbarkit.cli.main import app
+from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+
+
+def print_levels(levels) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="levels found")
+    for col in ("level", "kind", "confidence", "volume (mm3)"):
+        table.add_column(col)
+    for inst in levels.instances:
+        table.add_row(inst.name, inst.kind, f"{inst.confidence:.2f}", f"{inst.volume_mm3:.0f}")
+    console = Console()
+    console.print(table)
+    for w in levels.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@app.command()
+def segment(
+    input: Path = typer.Argument(..., help="DICOM folder/file, NIfTI, MHA/MHD, NRRD or 2D image."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output label map (.nii.gz/.mha/.png) or folder."),
+    spacing: Optional[tuple[float, float]] = SpacingOption,
+    series: Optional[str] = SeriesOption,
+    model: Optional[Path] = typer.Option(None, help="Model folder (default: the packaged model)."),
+) -> None:
+    """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
+    from lumbarkit.io import load_scan
+    from lumbarkit.io.writers import write_label_map
+    from lumbarkit.stages.localize import localize
+    from lumbarkit.stages.segment import segment as run_segment
+
+    scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
+    semantic = run_segment(scan, model)
+    levels = localize(scan, semantic.probabilities)
+    path = write_label_map(scan, levels.segmentation.labels, out)
+    print_levels(levels)
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,102 @@
+"""``lumbarkit train ...`` and ``lumbarkit evaluate ...`` for the segmentation stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lumbarkit.cli.main import evaluate_app, train_app
+from lumbarkit.errors import LumbarkitError
+
+
+def _require_training_extra() -> None:
+    try:
+        import monai  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise LumbarkitError("training needs the [train] extra: pip install torch==2.13.0 'lumbarkit[train]'") from None
+
+
+def _check_data(data: Path) -> None:
+    if not (data / "volumes" / "index.csv").is_file():
+        raise LumbarkitError(f"{data} is not a lumbarkit training data folder (no volumes/index.csv)")
+
+
+@train_app.command("segment")
+def train_segment(
+    data: Path = typer.Option(..., "--data", help="Data folder laid out like ../shared/data."),
+    out: Path = typer.Option(..., "-o", "--out", help="Model folder to write."),
+    steps: int = typer.Option(3000, help="Training steps (batches of 16 patches)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    fold: Optional[int] = typer.Option(None, help="Only train without this fold of the patient-level CV and evaluate on it."),
+    cv: bool = typer.Option(False, "--cv", help="Run every CV fold (resumable), then the final model, then write the model card."),
+    threads: int = typer.Option(2, help="torch CPU threads."),
+) -> None:
+    """Train the segmentation net on all labelled cases and export it (with --cv: cross-validate first)."""
+    _require_training_extra()
+    _check_data(data)
+    import torch
+
+    from lumbarkit.training.seg_card import collect_cv, write_card
+    from lumbarkit.training.seg_train import SegTrainConfig, train_segmentation
+
+    torch.set_num_threads(threads)
+    cfg = SegTrainConfig(steps=steps, seed=seed)
+    if fold is not None:
+        typer.echo(f"wrote {train_segmentation(data, out, cfg, fold=fold)}")
+        return
+    if cv:
+        for k in range(cfg.n_folds):
+            if not (out / f"fold{k}.json").exists():
+                train_segmentation(data, out, cfg, fold=k)
+    if not (out / "model.onnx").exists():
+        train_segmentation(data, out, cfg)
+    card = write_card(out, collect_cv(out, cfg.n_folds))
+    typer.echo(f"wrote {out} ({card.name})")
+
+
+@evaluate_app.command("segment")
+def evaluate_segment(
+    data: Path = typer.Option(..., "--data", help="Labelled data folder laid out like ../shared/data."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model folder (default: the packaged model)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write per-case rows (CSV) and summary (JSON) here."),
+) -> None:
+    """Per-structure Dice/IoU (only where each case labels), level naming accuracy, per-case rows.
+
+    Cases the model was trained on give optimistic numbers: use --cv held-out numbers from the model card,
+    or data the model never saw."""
+    _require_training_extra()
+    import json
+
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import track
+
+    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.training.seg_data import list_cases
+    from lumbarkit.training.seg_evaluate import evaluate_case, summarise
+
+    folder = packaged_model("segment_2d") if model is None else ModelFolder.load(model)
+    cases = list_cases(data)
+    if not cases:
+        raise LumbarkitError(f"no labelled cases found in {data}")
+    trained_on = set(folder.meta.get("training", {}).get("cases", []))
+    target_mm = float(folder.meta["input"]["pixel_mm"])
+    rows = []
+    for c in track(cases, description="evaluating"):
+        row = evaluate_case(c, folder.run, target_mm)
+        row["seen_in_training"] = c["case"] in trained_on
+        rows.append(row)
+    summary = summarise(rows)
+    console = Console()
+    table = pd.DataFrame([{k: v for k, v in r.items() if k != "naming"} for r in rows])
+    console.print(table.to_string(index=False))
+    console.print_json(json.dumps(summary))
+    if any(r["seen_in_training"] for r in rows):
+        console.print("[yellow]note:[/yellow] some cases were used to train this model; their scores are optimistic.")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "segment_cases.csv", index=False)
+        (out / "segment_summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))

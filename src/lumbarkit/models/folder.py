@@ -1,0 +1,88 @@
+"""Model folders: ``model.json`` + ``model.onnx`` (+ ``weights.safetensors``) + ``MODEL_CARD.md``.
+
+A model folder is self-contained: architecture, input spec, label table, training data,
+metrics and the sha256 of every file are in ``model.json``. Loading verifies the hashes and
+never downloads anything; inference needs only onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from lumbarkit.errors import ModelError
+
+PACKAGED_MODELS = Path(__file__).resolve().parent
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A verified model folder; ``session`` opens the ONNX model lazily."""
+
+    path: Path
+    meta: dict
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelFolder":
+        folder = Path(path)
+        meta_path = folder / "model.json"
+        if not meta_path.is_file():
+            raise ModelError(f"not a model folder (no model.json): {folder}")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"model.json in {folder} is not valid JSON: {exc}") from None
+        for name, digest in sorted(meta.get("files", {}).items()):
+            f = folder / name
+            if not f.is_file():
+                raise ModelError(f"model file missing: {f}")
+            if sha256_file(f) != digest:
+                raise ModelError(f"model file {f} does not match its sha256 in model.json (corrupt or modified)")
+        return cls(folder, meta)
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.path.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+    @property
+    def onnx_sha256(self) -> str:
+        return self.meta.get("files", {}).get("model.onnx", "")
+
+    @cached_property
+    def session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(self.meta.get("runtime", {}).get("threads", 2))
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(self.path / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run the ONNX model on one float32 input batch; returns its first output."""
+        sess = self.session
+        return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def packaged_model(name: str) -> ModelFolder:
+    """Load a model folder shipped inside the package (``lumbarkit/models/<name>``)."""
+    path = PACKAGED_MODELS / name
+    if not (path / "model.json").is_file():
+        raise ModelError(f"the packaged model {name!r} is not installed in {PACKAGED_MODELS}")
+    return ModelFolder.load(path)

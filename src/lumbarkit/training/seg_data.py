@@ -1,0 +1,175 @@
+"""Training slices for the segmentation net from partly labelled sources.
+
+Every source labels only some structures (see ../shared/data/README.md). Each training pixel
+therefore carries a *target code*: the set of classes it may belong to. A labelled body pixel
+allows {body}; an unlabelled pixel of a source that only labels bodies allows every class but
+body; SPIDER's "vertebra" allows {body, posterior elements, sacrum}. Pixels outside a source's
+labelled extent (rows above the top / below the bottom labelled structure, slices without
+labels) get code IGNORE and no loss. The loss is the marginal cross-entropy
+``-log sum_{c in allowed} p_c``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lumbarkit.stages.segment import normalise_slice, resample_2d
+from lumbarkit.stages.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, POSTERIOR, SACRUM
+
+log = logging.getLogger(__name__)
+
+ALL = frozenset(range(NUM_CLASSES))
+# code -> allowed classes; code 0 = ignore (no loss).
+ALLOWED_SETS: tuple[frozenset, ...] = (
+    frozenset(),  # 0 ignore
+    frozenset({BACKGROUND}),  # 1
+    frozenset({BODY}),  # 2
+    frozenset({DISC}),  # 3
+    frozenset({CANAL}),  # 4
+    frozenset({SACRUM}),  # 5
+    frozenset({BODY, POSTERIOR, SACRUM}),  # 6 SPIDER vertebra
+    frozenset({BODY, SACRUM}),  # 7 slices2d bone (bodies incl. sacral segments)
+    ALL - {BODY},  # 8 unlabelled pixel of a body-only source (vb2, vb3)
+    ALL - {BODY, SACRUM},  # 9 unlabelled pixel of vb1 (bodies and S1 labelled)
+    ALL - {DISC},  # 10 unlabelled pixel of a disc-only source (ivd)
+    frozenset({BACKGROUND, CANAL, POSTERIOR}),  # 11 unlabelled pixel of slices2d
+)
+IGNORE = 0
+
+
+def allowed_table() -> np.ndarray:
+    """(codes, classes) 0/1 table of :data:`ALLOWED_SETS`."""
+    table = np.zeros((len(ALLOWED_SETS), NUM_CLASSES), dtype=np.float32)
+    for code, allowed in enumerate(ALLOWED_SETS):
+        table[code, sorted(allowed)] = 1.0
+    return table
+
+
+@dataclass(frozen=True)
+class TrainingSlice:
+    """One sagittal slice at the training resolution: image in [0, 1] and its target codes."""
+
+    case: str
+    patient: str
+    source: str
+    image: np.ndarray  # (rows, cols) float32
+    codes: np.ndarray  # (rows, cols) uint8
+
+
+def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
+    """Target codes for a canonical (slices, rows, cols) label volume of one source."""
+    codes = np.zeros(labels.shape, dtype=np.uint8)
+    if source in ("vb1", "vb2", "vb3"):
+        body = (labels > 0) & (labels < 100) & (labels != 26)
+        sacrum = labels == 26
+        codes[:] = 9 if source == "vb1" else 8
+        codes[body] = 2
+        codes[sacrum] = 5
+        labelled = labels > 0
+    elif source == "ivd":
+        disc = labels >= 100
+        codes[:] = 10
+        codes[disc] = 3
+        labelled = disc
+    elif source == "spider_space":
+        codes[:] = 1
+        codes[labels == 1] = 6
+        codes[labels == 2] = 3
+        codes[labels == 3] = 4
+        return codes  # fully annotated: no extent limit
+    else:
+        raise ValueError(f"unknown source {source}")
+    # limit the loss to the labelled extent: rows between the top and bottom labelled voxel,
+    # slices holding labels.
+    rows = np.flatnonzero(labelled.any(axis=(0, 2)))
+    slices_with = labelled.any(axis=(1, 2))
+    codes[:, : rows.min()] = IGNORE
+    codes[:, rows.max() + 1 :] = IGNORE
+    codes[~slices_with] = IGNORE
+    return codes
+
+
+def _volume_cases(data: Path) -> list[dict]:
+    with open(data / "volumes" / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cases = [
+        {"case": r["case"], "patient": r["case"], "source": r["dataset"],
+         "image": data / "volumes" / f"{r['case']}_image.nii.gz", "label": data / "volumes" / f"{r['case']}_label.nii.gz"}
+        for r in rows
+    ]
+    with open(data / "spider_space" / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cases += [
+        {"case": r["series"], "patient": f"spider_{r['patient']}", "source": "spider_space",
+         "image": data / "spider_space" / f"{r['series']}_image.nii.gz", "label": data / "spider_space" / f"{r['series']}_label.nii.gz"}
+        for r in rows
+    ]
+    return [c for c in cases if c["image"].exists() and c["label"].exists()]
+
+
+SLICES2D_SPACING_MM = 1.3  # not recorded by the source; estimated from body size (README)
+
+
+def list_cases(data: Path) -> list[dict]:
+    """All labelled training cases under ``data`` (the shared data folder), sorted by case id."""
+    cases = _volume_cases(data)
+    for image in sorted((data / "slices2d").glob("slice*_image.png")):
+        name = image.name.replace("_image.png", "")
+        cases.append({"case": name, "patient": f"slices2d_{name}", "source": "slices2d",
+                      "image": image, "label": image.with_name(f"{name}_label.png")})
+    return sorted(cases, key=lambda c: c["case"])
+
+
+def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
+    """Resampled, normalised training slices of one case (only slices with a loss region)."""
+    from lumbarkit.io import load_scan
+    from lumbarkit.io.volume import read_label_volume
+
+    if case["source"] == "slices2d":
+        import imageio.v3 as iio
+
+        scan = load_scan(case["image"], spacing_mm=(SLICES2D_SPACING_MM, SLICES2D_SPACING_MM))
+        raw = np.asarray(iio.imread(case["label"]))
+        # slices without body labels annotate discs only: unlabelled pixels may then be bone
+        codes = np.full(raw.shape, 11 if (raw == 2).any() else 10, dtype=np.uint8)
+        codes[raw == 1] = 3
+        codes[raw == 2] = 7
+        codes = codes[None]
+    else:
+        scan = load_scan(case["image"])
+        labels = read_label_volume(case["label"])
+        codes = _codes_volume(labels, case["source"])
+    spacing_rc = scan.spacing_mm[1:]
+    out = []
+    for k in range(scan.shape[0]):
+        if not (codes[k] != IGNORE).any():
+            continue
+        factors = (spacing_rc[0] / target_mm, spacing_rc[1] / target_mm)
+        img = resample_2d(normalise_slice(scan.array[k]), factors, order=1)
+        cod = resample_2d(codes[k], factors, order=0).astype(np.uint8)
+        out.append(TrainingSlice(case["case"], case["patient"], case["source"], img, cod))
+    return out
+
+
+def patient_folds(cases: list[dict], n_folds: int, seed: int) -> dict[str, int]:
+    """Patient-level fold index per patient, balanced within each source."""
+    rng = np.random.default_rng(seed)
+    folds: dict[str, int] = {}
+    by_source: dict[str, list[str]] = {}
+    for c in cases:
+        by_source.setdefault(c["source"], [])
+        if c["patient"] not in by_source[c["source"]]:
+            by_source[c["source"]].append(c["patient"])
+    offset = 0
+    for source in sorted(by_source):
+        patients = sorted(by_source[source])
+        rng.shuffle(patients)
+        for i, p in enumerate(patients):
+            folds.setdefault(p, (i + offset) % n_folds)
+        offset += len(patients)
+    return folds

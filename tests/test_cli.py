@@ -1,0 +1,82 @@
+"""The ``lumbarkit`` console script, run as a subprocess like a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lumbarkit import __version__
+
+RUN = "from lumbarkit.cli.main import run; run()"
+
+
+def lumbarkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}  # wide, plain rich tables
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+    )
+
+
+def test_version():
+    res = lumbarkit("--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"lumbarkit {__version__}"
+
+
+def test_info_on_phantom_nifti(tmp_path, phantom):
+    from lumbarkit.synthetic import write_phantom
+
+    files = write_phantom(phantom, tmp_path, fmt="nifti")
+    res = lumbarkit("info", files["image"])
+    assert res.returncode == 0, res.stderr
+    assert " x ".join(str(s) for s in phantom.scan.shape) in res.stdout
+    assert "3 x 0.8 x 0.8 mm" in res.stdout
+    assert "LIP" in res.stdout
+
+
+def test_info_on_spider_png(shared_data):
+    res = lumbarkit("info", shared_data / "spider" / "images" / "1_t2.png", "--spacing", "0.625", "0.625")
+    assert res.returncode == 0, res.stderr
+    assert "1 x 578 x 448" in res.stdout
+    assert "0.625" in res.stdout
+
+
+def test_info_on_missing_input_is_one_line_error(tmp_path):
+    res = lumbarkit("info", tmp_path / "nothing.nii.gz")
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error: input not found") and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    res = lumbarkit("demo", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert (out / "phantom_dicom").is_dir() and any((out / "phantom_dicom").glob("*.dcm"))
+    assert (out / "phantom_label.nii.gz").is_file()
+    assert "LIP" in res.stdout and "0.8" in res.stdout
+    assert "not yet available" in res.stdout
+    again = lumbarkit("demo", "-o", out)  # refuses to mix two phantom series in one folder
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert lumbarkit("demo", "-o", out, "--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize("command", ["help", "info"])
+def test_help_and_info_never_import_torch(tmp_path, phantom, command):
+    from lumbarkit.synthetic import write_phantom
+
+    image = write_phantom(phantom, tmp_path, fmt="nifti")["image"]
+    argv = ["--help"] if command == "help" else ["info", str(image)]
+    code = (
+        "import sys\n"
+        f"sys.argv = ['lumbarkit', *{argv!r}]\n"
+        "from lumbarkit.cli.main import run\n"
+        "try:\n    run()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'monai') if m in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.rstrip().splitlines()[-1] == "HEAVY=", res.stdout[-300:]
