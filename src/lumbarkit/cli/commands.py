@@ -2,3 +2,4 @@
 
 from lumbarkit.cli import info, segment, train  # noqa: F401
 from lumbarkit.cli import demo  # noqa: F401
+from lumbarkit.cli import measure  # noqa: F401

@@ -20,8 +20,8 @@ def _require_training_extra() -> None:
 
 
 def _check_data(data: Path) -> None:
-    if not (data / "volumes" / "index.csv").is_file():
-        raise LumbarkitError(f"{data} is not a lumbarkit training data folder (no volumes/index.csv)")
+    if not any((data / p).exists() for p in ("volumes/index.csv", "spider_space/index.csv", "slices2d")):
+        raise LumbarkitError(f"{data} holds no labelled data (expected volumes/index.csv, spider_space/index.csv or slices2d/)")
 
 
 @train_app.command("segment")
@@ -78,6 +78,7 @@ def evaluate_segment(
     from lumbarkit.training.seg_data import list_cases
     from lumbarkit.training.seg_evaluate import evaluate_case, summarise
 
+    _check_data(data)
     folder = packaged_model("segment_2d") if model is None else ModelFolder.load(model)
     cases = list_cases(data)
     if not cases:

@@ -105,6 +105,25 @@ def _spine_axis(points: np.ndarray) -> np.ndarray:
     return axis if axis[0] >= 0 else -axis
 
 
+MAX_OFF_SPINE_MM = 18.0  # a disc centroid farther than this from the spine curve is not a disc
+
+
+def _drop_off_spine(discs: list[_Component]) -> list[_Component]:
+    """Drop disc candidates off the spine: robust quadratic fit of column vs row through the
+    disc centroids (mm), refitted without the worst outlier until all lie within MAX_OFF_SPINE_MM."""
+    kept = sorted(discs, key=lambda d: -d.volume_mm3)
+    while len(kept) >= 4:
+        pts = np.array([d.centroid2d for d in kept])
+        weights = np.sqrt([d.volume_mm3 for d in kept])
+        coef = np.polyfit(pts[:, 0], pts[:, 1], deg=2, w=weights)
+        resid = np.abs(np.polyval(coef, pts[:, 0]) - pts[:, 1])
+        worst = int(resid.argmax())
+        if resid[worst] <= MAX_OFF_SPINE_MM:
+            break
+        kept.pop(worst)
+    return kept
+
+
 def _merge_close_discs(discs: list[_Component], axis: np.ndarray, row_mm: float, col_mm: float, voxel_mm3: float) -> list[_Component]:
     """Merge disc fragments that sit at the same height along the spine (< 6 mm apart)."""
     discs = sorted(discs, key=lambda d: float(d.centroid2d @ axis))
@@ -134,6 +153,7 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
     disc_prob = probabilities[:, DISC]
     discs = [_describe(m, disc_prob, row_mm, col_mm, voxel_mm3)
              for m in _components(classes == DISC, MIN_DISC_AREA_MM2 * slice_mm, voxel_mm3)]
+    discs = _drop_off_spine(discs)
     axis = _spine_axis(np.array([d.centroid2d for d in discs])) if len(discs) >= 2 else np.array([1.0, 0.0])
     discs = _merge_close_discs(discs, axis, row_mm, col_mm, voxel_mm3)
     for d in discs:
@@ -191,7 +211,8 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         # interval iv is above disc iv (0-based from top); disc iv separates iv and iv+1
         step = steps_between[iv] if iv < len(steps_between) and iv < anchor_interval - 1 else 1
         disc_score = discs[iv].score if iv < len(discs) else 1.0
-        conf *= disc_score * (0.6 if step > 1 else 1.0)
+        # a name is as sure as the anchor and the weakest disc counted on the way up
+        conf = min(conf, disc_score) * (0.6 if step > 1 else 1.0)
         for _ in range(step):
             try:
                 name = vertebra_above(name)

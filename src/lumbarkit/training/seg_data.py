@@ -38,6 +38,7 @@ ALLOWED_SETS: tuple[frozenset, ...] = (
     ALL - {BODY, SACRUM},  # 9 unlabelled pixel of vb1 (bodies and S1 labelled)
     ALL - {DISC},  # 10 unlabelled pixel of a disc-only source (ivd)
     frozenset({BACKGROUND, CANAL, POSTERIOR}),  # 11 unlabelled pixel of slices2d
+    frozenset({SACRUM, POSTERIOR}),  # 12 SPIDER vertebra below the lowest disc (sacrum)
 )
 IGNORE = 0
 
@@ -61,6 +62,32 @@ class TrainingSlice:
     codes: np.ndarray  # (rows, cols) uint8
 
 
+def _below_lowest_disc(bone: np.ndarray, disc: np.ndarray) -> np.ndarray:
+    """Bone components of one slice lying below the plane of the slice's lowest disc (the sacrum).
+
+    Masks that label every disc (SPIDER, slices2d) make the bone below the lowest disc sacral.
+    """
+    from scipy import ndimage
+
+    out = np.zeros(bone.shape, dtype=bool)
+    dlab, nd = ndimage.label(disc)
+    if nd == 0:
+        return out
+    sizes = ndimage.sum_labels(disc, dlab, index=np.arange(1, nd + 1))
+    keep = [i + 1 for i in range(nd) if sizes[i] >= 0.3 * sizes.max()]
+    lowest = max(keep, key=lambda i: np.argwhere(dlab == i)[:, 0].mean())
+    pts = np.argwhere(dlab == lowest).astype(float)
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    normal = vecs[:, 0] if vecs[0, 0] >= 0 else -vecs[:, 0]  # thin direction, pointing inferior
+    blab, nb = ndimage.label(bone)
+    for i in range(1, nb + 1):
+        comp = blab == i
+        if (np.argwhere(comp).mean(axis=0) - centre) @ normal > 0:
+            out |= comp
+    return out
+
+
 def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
     """Target codes for a canonical (slices, rows, cols) label volume of one source."""
     codes = np.zeros(labels.shape, dtype=np.uint8)
@@ -81,6 +108,8 @@ def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
         codes[labels == 1] = 6
         codes[labels == 2] = 3
         codes[labels == 3] = 4
+        for k in range(labels.shape[0]):
+            codes[k][_below_lowest_disc(labels[k] == 1, labels[k] == 2)] = 12
         return codes  # fully annotated: no extent limit
     else:
         raise ValueError(f"unknown source {source}")
@@ -94,20 +123,24 @@ def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
     return codes
 
 
+def _read_index(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _volume_cases(data: Path) -> list[dict]:
-    with open(data / "volumes" / "index.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    vol, space = data / "volumes", data / "spider_space"
     cases = [
         {"case": r["case"], "patient": r["case"], "source": r["dataset"],
-         "image": data / "volumes" / f"{r['case']}_image.nii.gz", "label": data / "volumes" / f"{r['case']}_label.nii.gz"}
-        for r in rows
+         "image": vol / f"{r['case']}_image.nii.gz", "label": vol / f"{r['case']}_label.nii.gz"}
+        for r in _read_index(vol / "index.csv")
     ]
-    with open(data / "spider_space" / "index.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
     cases += [
         {"case": r["series"], "patient": f"spider_{r['patient']}", "source": "spider_space",
-         "image": data / "spider_space" / f"{r['series']}_image.nii.gz", "label": data / "spider_space" / f"{r['series']}_label.nii.gz"}
-        for r in rows
+         "image": space / f"{r['series']}_image.nii.gz", "label": space / f"{r['series']}_label.nii.gz"}
+        for r in _read_index(space / "index.csv")
     ]
     return [c for c in cases if c["image"].exists() and c["label"].exists()]
 
@@ -139,6 +172,7 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
         codes = np.full(raw.shape, 11 if (raw == 2).any() else 10, dtype=np.uint8)
         codes[raw == 1] = 3
         codes[raw == 2] = 7
+        codes[_below_lowest_disc(raw == 2, raw == 1)] = 5
         codes = codes[None]
     else:
         scan = load_scan(case["image"])

@@ -1,0 +1,83 @@
+"""Level naming from class probabilities: exact phantoms turned into one-hot probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lumbarkit.levels import CANAL_ID, label_name
+from lumbarkit.stages.localize import localize
+from lumbarkit.stages.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, SACRUM
+from lumbarkit.synthetic import make_phantom
+
+
+def one_hot_probabilities(labels: np.ndarray, p: float = 0.9) -> np.ndarray:
+    """Semantic probabilities from a VerSe label map: S1 as sacrum, bodies, discs, canal."""
+    cls = np.full(labels.shape, BACKGROUND)
+    cls[(labels > 0) & (labels < 100)] = BODY
+    cls[labels == 26] = SACRUM
+    cls[labels > CANAL_ID] = DISC
+    cls[labels == CANAL_ID] = CANAL
+    probs = np.full((labels.shape[0], NUM_CLASSES) + labels.shape[1:], (1 - p) / (NUM_CLASSES - 1), dtype=np.float32)
+    for c in range(NUM_CLASSES):
+        probs[:, c][cls == c] = p
+    return probs
+
+
+def named_correctly(levels, truth_labels: np.ndarray) -> dict[str, str]:
+    """Truth name -> predicted name at the majority of its voxels."""
+    out = {}
+    for lid in np.unique(truth_labels):
+        if lid in (0, CANAL_ID):
+            continue
+        vals = levels.segmentation.labels[truth_labels == lid]
+        vals = vals[vals > 0]
+        out[label_name(int(lid))] = label_name(int(np.bincount(vals).argmax())) if len(vals) else "missed"
+    return out
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"tilt_deg": 25.0, "lordosis_deg": 40.0},
+    {"slip_mm": {"L4": 8.0}, "wedge": {"L1": 0.6}},
+    {"in_plane_rotation_deg": 20.0},
+    {"vertebrae": ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")},
+])
+def test_every_level_named_on_phantom(kwargs):
+    ph = make_phantom(noise_sigma=0.0, **kwargs)
+    levels = localize(ph.scan, one_hot_probabilities(ph.labels))
+    names = named_correctly(levels, ph.labels)
+    assert names == {k: k for k in names}
+    assert levels.sacrum_found
+    assert not levels.warnings
+    assert all(i.confidence > 0.5 for i in levels.instances)
+
+
+def test_single_slice_scan_is_named():
+    ph = make_phantom(noise_sigma=0.0, n_slices=1)
+    levels = localize(ph.scan, one_hot_probabilities(ph.labels))
+    assert [d.name for d in levels.discs] == ["T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
+
+
+def test_without_sacrum_lowest_body_is_l5_with_low_confidence_and_warning():
+    ph = make_phantom(noise_sigma=0.0, vertebrae=("T12", "L1", "L2", "L3", "L4", "L5", "S1"))
+    labels = ph.labels.copy()
+    labels[labels == 26] = 0  # sacrum out of the field of view
+    labels[labels == 124] = 0  # and the L5/S1 disc with it
+    levels = localize(ph.scan, one_hot_probabilities(labels))
+    assert not levels.sacrum_found
+    assert levels.warnings
+    names = named_correctly(levels, labels)
+    assert names["L5"] == "L5" and names["L4/L5"] == "L4/L5"
+    assert max(i.confidence for i in levels.instances) <= 0.3
+
+
+def test_a_missed_disc_keeps_the_levels_above_named_and_warns():
+    ph = make_phantom(noise_sigma=0.0)
+    labels = ph.labels.copy()
+    labels[labels == 122] = 0  # the L3/L4 disc is not detected: L3 and L4 merge into one gap
+    levels = localize(ph.scan, one_hot_probabilities(labels))
+    names = named_correctly(levels, labels)
+    assert any("missed" in w for w in levels.warnings)
+    for name in ("L1", "L2", "T12/L1", "L1/L2", "L2/L3", "L4/L5", "L5/S1", "L5", "S1"):
+        assert names[name] == name

@@ -1,0 +1,69 @@
+"""Partial-label targets, marginal losses and patient-level folds of the segmentation training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
+
+from lumbarkit.stages.seg_classes import BACKGROUND, BODY, DISC, NUM_CLASSES, POSTERIOR  # noqa: E402
+from lumbarkit.training.seg_data import ALLOWED_SETS, IGNORE, _codes_volume, allowed_table, patient_folds  # noqa: E402
+from lumbarkit.training.seg_losses import determinate_dice_loss, marginal_cross_entropy  # noqa: E402
+
+
+def _logits_for(cls: int, shape=(1, 4, 4), strength=12.0) -> torch.Tensor:
+    logits = torch.zeros((shape[0], NUM_CLASSES) + shape[1:])
+    logits[:, cls] = strength
+    return logits
+
+
+def _allowed(code: int, shape=(1, 4, 4)) -> tuple[torch.Tensor, torch.Tensor]:
+    table = torch.as_tensor(allowed_table()) > 0
+    codes = torch.full(shape, code, dtype=torch.long)
+    return table[codes].permute(0, 3, 1, 2), codes != IGNORE
+
+
+def test_marginal_ce_is_small_for_any_allowed_class_and_large_otherwise():
+    code = ALLOWED_SETS.index(frozenset(set(range(NUM_CLASSES)) - {BODY}))  # body-only source, unlabelled pixel
+    allowed, valid = _allowed(code)
+    for cls in (BACKGROUND, DISC, POSTERIOR):
+        assert marginal_cross_entropy(_logits_for(cls), allowed, valid) < 1e-3
+    assert marginal_cross_entropy(_logits_for(BODY), allowed, valid) > 5.0
+
+
+def test_ignored_pixels_do_not_contribute():
+    allowed, valid = _allowed(IGNORE)
+    loss = marginal_cross_entropy(_logits_for(BODY), allowed, valid)
+    assert float(loss) == 0.0
+    assert torch.isfinite(loss)
+
+
+def test_determinate_dice_ignores_ambiguous_membership():
+    spider_vertebra = ALLOWED_SETS.index(frozenset({1, 4, 5}))
+    allowed, valid = _allowed(spider_vertebra)
+    # all mass on body or on posterior elements: both fit "vertebra", no class is known positive
+    assert float(determinate_dice_loss(_logits_for(BODY), allowed, valid)) == 0.0
+    body_code = ALLOWED_SETS.index(frozenset({BODY}))
+    allowed, valid = _allowed(body_code)
+    assert float(determinate_dice_loss(_logits_for(BODY), allowed, valid)) < 0.01
+    assert float(determinate_dice_loss(_logits_for(DISC), allowed, valid)) > 0.9
+
+
+def test_codes_are_limited_to_the_labelled_extent():
+    labels = np.zeros((3, 20, 10), dtype=int)
+    labels[1, 5:8, 2:6] = 20  # L1
+    labels[1, 12:15, 2:6] = 24  # L5
+    codes = _codes_volume(labels, "vb3")
+    assert (codes[0] == IGNORE).all() and (codes[2] == IGNORE).all()  # slices without labels
+    assert (codes[1, :5] == IGNORE).all() and (codes[1, 15:] == IGNORE).all()  # above / below extent
+    assert ALLOWED_SETS[codes[1, 6, 3]] == {BODY}
+    assert BODY not in ALLOWED_SETS[codes[1, 10, 3]] and DISC in ALLOWED_SETS[codes[1, 10, 3]]
+
+
+def test_folds_never_split_a_patient_and_cover_every_source():
+    cases = [{"case": f"{s}_{i}", "patient": f"{s}_{i // 2}", "source": s} for s in ("a", "b") for i in range(20)]
+    folds = patient_folds(cases, 5, seed=0)
+    assert set(folds.values()) == set(range(5))
+    for s in ("a", "b"):
+        assert {folds[c["patient"]] for c in cases if c["source"] == s} == set(range(5))
