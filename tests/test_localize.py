@@ -81,3 +81,15 @@ def test_a_missed_disc_keeps_the_levels_above_named_and_warns():
     assert any("missed" in w for w in levels.warnings)
     for name in ("L1", "L2", "T12/L1", "L1/L2", "L2/L3", "L4/L5", "L5/S1", "L5", "S1"):
         assert names[name] == name
+
+
+def test_unsegmented_sacrum_is_inferred_below_a_disc_with_bone_only_above():
+    ph = make_phantom(noise_sigma=0.0)
+    labels = ph.labels.copy()
+    labels[labels == 26] = 0  # sacrum missed by the segmentation, L5/S1 disc still found
+    levels = localize(ph.scan, one_hot_probabilities(labels))
+    names = named_correctly(levels, labels)
+    assert names == {k: k for k in names}
+    assert "L5/S1" in [d.name for d in levels.discs]
+    assert any("inferred" in w for w in levels.warnings)
+    assert max(i.confidence for i in levels.instances) <= 0.6

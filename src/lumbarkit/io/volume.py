@@ -76,8 +76,9 @@ def read_volume(path: Path) -> Scan:
     return Scan.from_array(data, affine, ScanMetadata(source_format=fmt))
 
 
-def read_label_volume(path: Path) -> np.ndarray:
+def read_label_volume(path: Path | str) -> np.ndarray:
     """Read an integer label volume and return it on the canonical grid (no interpolation)."""
+    path = Path(path)
     from lumbarkit.scan import to_canonical
 
     name = path.name.lower()
