@@ -60,16 +60,33 @@ def test_single_slice_scan_is_named():
 
 
 def test_without_sacrum_lowest_body_is_l5_with_low_confidence_and_warning():
-    ph = make_phantom(noise_sigma=0.0, vertebrae=("T12", "L1", "L2", "L3", "L4", "L5", "S1"))
-    labels = ph.labels.copy()
-    labels[labels == 26] = 0  # sacrum out of the field of view
-    labels[labels == 124] = 0  # and the L5/S1 disc with it
-    levels = localize(ph.scan, one_hot_probabilities(labels))
+    from lumbarkit.scan import Scan
+
+    ph = make_phantom(noise_sigma=0.0)
+    # the field of view ends just below L5's inferior endplate: neither L5/S1 nor the sacrum is seen
+    l5_rows = np.nonzero((ph.labels == 24).any(axis=(0, 2)))[0]
+    cut = l5_rows.max() + 2
+    labels = ph.labels[:, :cut].copy()
+    labels[labels == 124] = 0
+    labels[labels == 26] = 0
+    scan = Scan(ph.scan.array[:, :cut].copy(), ph.scan.affine, ph.scan.metadata)
+    levels = localize(scan, one_hot_probabilities(labels))
     assert not levels.sacrum_found
-    assert levels.warnings
+    assert any("sacrum not seen" in w for w in levels.warnings)
     names = named_correctly(levels, labels)
     assert names["L5"] == "L5" and names["L4/L5"] == "L4/L5"
     assert max(i.confidence for i in levels.instances) <= 0.3
+
+
+def test_bone_below_the_lowest_disc_with_image_below_is_taken_as_s1():
+    ph = make_phantom(noise_sigma=0.0)
+    probs = one_hot_probabilities(ph.labels)
+    s1 = ph.labels == 26
+    probs[:, SACRUM][s1], probs[:, BODY][s1] = probs[:, BODY][s1], probs[:, SACRUM][s1]  # sacrum classed as body
+    levels = localize(ph.scan, probs)
+    names = named_correctly(levels, ph.labels)
+    assert names == {k: k for k in names}
+    assert any("taken as S1" in w for w in levels.warnings)
 
 
 def test_a_missed_disc_keeps_the_levels_above_named_and_warns():

@@ -83,14 +83,14 @@ def test_segment_cli_writes_labels_on_the_input_grid(shared_data, tmp_path):
 def test_segment_cli_on_a_2d_slice_writes_a_png_of_the_same_size(shared_data, tmp_path):
     import imageio.v3 as iio
 
-    src = shared_data / "spider" / "images" / "1_t2.png"
-    row, col = _spider_spacing(shared_data, "1_t2")
+    src = shared_data / "spider" / "images" / "100_t2.png"
+    row, col = _spider_spacing(shared_data, "100_t2")
     res = subprocess.run(CLI + ["segment", str(src), "--spacing", str(row), str(col), "-o", str(tmp_path)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     labels = iio.imread(tmp_path / "segmentation.png")
     assert labels.shape == iio.imread(src).shape[:2]
-    assert {120, 121, 122, 123} <= set(np.unique(labels).tolist())  # lumbar discs named
+    assert {120, 121, 122, 123, 124} <= set(np.unique(labels).tolist())  # lumbar discs L1/L2..L5/S1 named
 
 
 def test_model_card_reports_cross_validation():
@@ -100,3 +100,27 @@ def test_model_card_reports_cross_validation():
     cv = model.meta["metrics"]["cv"]
     assert cv["n_cases"] > 0 and "dice_disc" in cv["overall"]
     json.dumps(cv)
+
+
+def test_evaluate_segment_reports_dice_iou_and_naming_per_case(shared_data, tmp_path):
+    pytest.importorskip("monai", reason="evaluation needs the [train] extra")
+    data = tmp_path / "data"
+    (data / "spider_space").mkdir(parents=True)
+    (data / "volumes").mkdir()
+    for name in ("110_t2_SPACE_image.nii.gz", "110_t2_SPACE_label.nii.gz"):
+        (data / "spider_space" / name).symlink_to(shared_data / "spider_space" / name)
+    for name in ("ivd_11_image.nii.gz", "ivd_11_label.nii.gz"):
+        (data / "volumes" / name).symlink_to(shared_data / "volumes" / name)
+    (data / "spider_space" / "index.csv").write_text("series,patient\n110_t2_SPACE,110\n")
+    (data / "volumes" / "index.csv").write_text("case,dataset\nivd_11,ivd\n")
+    res = subprocess.run(CLI + ["evaluate", "segment", "--data", str(data), "-o", str(tmp_path / "report")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "report" / "segment_cases.csv").set_index("case")
+    assert rows.loc["110_t2_SPACE", "dice_disc"] > 0.7 and rows.loc["110_t2_SPACE", "dice_spinal_canal"] > 0.7
+    assert "dice_vertebral_body" not in rows.columns  # SPIDER labels whole vertebrae, not bodies
+    assert rows.loc["ivd_11", "naming_total"] == 5
+    summary = json.loads((tmp_path / "report" / "segment_summary.json").read_text())
+    assert summary["n_cases"] == 2 and "dice_disc" in summary["overall"]

@@ -23,6 +23,7 @@ MIN_DISC_AREA_MM2 = 40.0  # smaller disc fragments are noise
 MIN_BODY_AREA_MM2 = 120.0
 NO_SACRUM_CONFIDENCE = 0.3
 INFERRED_SACRUM_CONFIDENCE = 0.6
+IMAGE_BELOW_S1_MM = 40.0  # image extent below the lowest disc that a lumbar body + L5/S1 would need
 SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its bone is sacrum class
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
 MAX_OFF_SPINE_MM = 18.0  # a disc centroid farther than this from the spine curve is not a disc
@@ -246,6 +247,7 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         elif s1 is not None:
             break
     sacrum_found = s1 is not None
+    image_bottom_mm = c2.shape[0] * pix[0]
     if sacrum_found:
         s1_mask = np.zeros(bone.shape, dtype=bool)
         for iv in range(s1, len(discs) + 1):
@@ -255,9 +257,13 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         bodies[s1] = _blob(s1_mask, sacrum_share, pix)
         discs = discs[:s1]
         anchor, anchor_name, anchor_conf = s1, "S1", float(bodies[s1].score)
-    elif sacrum_inferred and bodies and max(bodies) < len(discs):
+    elif sacrum_inferred and bodies:
         anchor, anchor_name, anchor_conf = len(discs), "S1", INFERRED_SACRUM_CONFIDENCE
-        warnings.append("sacrum not segmented: inferred below the lowest disc, which has bone only above it")
+        warnings.append("sacrum not segmented: inferred below the lowest disc, which has bone only nearby above it")
+    elif bodies and discs and max(bodies) == len(discs) and image_bottom_mm - discs[-1].centroid[0] >= IMAGE_BELOW_S1_MM:
+        # bone below the lowest disc with plenty of image under it, and no further disc: the sacrum
+        anchor, anchor_name, anchor_conf = len(discs), "S1", INFERRED_SACRUM_CONFIDENCE
+        warnings.append("sacrum not classified: the bone below the lowest disc was taken as S1")
     elif bodies:
         anchor, anchor_name, anchor_conf = max(bodies), "L5", NO_SACRUM_CONFIDENCE
         discs = discs[: anchor + 1] if anchor < len(discs) else discs
