@@ -7,7 +7,6 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 
 from lumbarkit import __version__
 from lumbarkit.models.folder import sha256_file

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lumbarkit.stages.seg_classes import CLASS_NAMES, NUM_CLASSES
-from lumbarkit.training.seg_data import ALLOWED_SETS, IGNORE, TrainingSlice, allowed_table, list_cases, load_case_slices, patient_folds
+from lumbarkit.stages.seg_classes import NUM_CLASSES
+from lumbarkit.training.seg_data import IGNORE, TrainingSlice, allowed_table, list_cases, load_case_slices, patient_folds
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,25 @@ def _progress(enabled: bool, total: int, start: int):
     return p, p.add_task("segment", total=total, completed=start)
 
 
+def _finished_net(workdir: Path, cfg: SegTrainConfig):
+    """The net of a finished run in ``workdir`` (checkpoint at the last step), else None."""
+    import torch
+
+    from lumbarkit.nets.segmentation import build_segmentation_net
+
+    ckpt = workdir / "checkpoint.pt"
+    if not ckpt.exists():
+        return None
+    state = torch.load(ckpt, weights_only=False)
+    if state["step"] < cfg.steps:
+        return None
+    net = build_segmentation_net(cfg.architecture())
+    net.load_state_dict(state["net"])
+    net.eval()
+    log.info("using the finished run in %s", workdir)
+    return net
+
+
 def load_slices(data: Path, cfg: SegTrainConfig, cases: list[dict]) -> list[TrainingSlice]:
     out: list[TrainingSlice] = []
     for c in cases:
@@ -191,10 +210,11 @@ def train_segmentation(data: Path, out: Path, cfg: SegTrainConfig, fold: int | N
     cases = list_cases(data)
     folds = patient_folds(cases, cfg.n_folds, cfg.seed)
     train_cases = cases if fold is None else [c for c in cases if folds[c["patient"]] != fold]
-    log.info("training on %d cases", len(train_cases))
-    slices = load_slices(data, cfg, train_cases)
     workdir = out / ("work" if fold is None else f"work_fold{fold}")
-    net = train_net(slices, cfg, workdir, progress)
+    net = _finished_net(workdir, cfg)
+    if net is None:
+        log.info("training on %d cases", len(train_cases))
+        net = train_net(load_slices(data, cfg, train_cases), cfg, workdir, progress)
     if fold is None:
         return export_model_folder(net, cfg, out, train_cases)
     from lumbarkit.training.seg_evaluate import evaluate_torch_fold
