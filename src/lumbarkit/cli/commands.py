@@ -1,5 +1,5 @@
 """Imports every command module so its commands register on the app."""
 
-from lumbarkit.cli import info, segment, train  # noqa: F401
+from lumbarkit.cli import grade, info, segment, train  # noqa: F401
 from lumbarkit.cli import demo  # noqa: F401
 from lumbarkit.cli import measure  # noqa: F401

@@ -1,0 +1,179 @@
+"""``lumbarkit grade``, ``lumbarkit train grade`` and ``lumbarkit evaluate grade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from lumbarkit.cli.main import app, evaluate_app, train_app
+from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+from lumbarkit.errors import LumbarkitError
+
+
+@app.command()
+def grade(
+    input: Path = typer.Argument(..., help="DICOM folder/file, NIfTI, MHA/MHD, NRRD or 2D image."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (levels.csv is written there)."),
+    spacing: Optional[tuple[float, float]] = SpacingOption,
+    series: Optional[str] = SeriesOption,
+    model: Optional[Path] = typer.Option(None, "--model", help="Grader model folder (default: the packaged model)."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over test-time augmented copies of each crop."),
+) -> None:
+    """Segment, name levels, crop every disc and grade it; writes levels.csv (one row per disc)."""
+    from lumbarkit.io import load_scan
+    from lumbarkit.stages.grade import grade as run_grade
+    from lumbarkit.stages.localize import localize
+    from lumbarkit.stages.segment import segment as run_segment
+
+    scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
+    levels = localize(scan, run_segment(scan).probabilities)
+    grades = run_grade(scan, levels, model=model, tta=tta)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "levels.csv"
+    grades.write_csv(path)
+    _print(grades, levels)
+    typer.echo(f"wrote {path}")
+
+
+def _print(grades, levels) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="disc grades")
+    for col in ("level", "Pfirrmann", "LDD", "Modic", "findings"):
+        table.add_column(col)
+    for d in grades.discs:
+        found = [k for k in ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
+                 if d.grades.get(k) == 1]
+        table.add_row(d.level, str(d.grades.get("pfirrmann", "")), d.ldd, str(d.grades.get("modic", "")), ", ".join(found))
+    console = Console()
+    console.print(table)
+    for w in (*levels.warnings, *grades.warnings, *[f"{n} not graded: {r}" for n, r in grades.skipped]):
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _require_training_extra() -> None:
+    try:
+        import monai  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise LumbarkitError("training needs the [train] extra: pip install torch==2.13.0 'lumbarkit[train]'") from None
+
+
+def _check_spider(spider: Path) -> None:
+    if not ((spider / "series.csv").is_file() and (spider / "gradings.csv").is_file()):
+        raise LumbarkitError(f"{spider} is not a SPIDER folder (expected series.csv, gradings.csv and images/)")
+
+
+@train_app.command("grade")
+def train_grade(
+    spider: Path = typer.Option(..., "--spider", help="SPIDER folder (series.csv, gradings.csv, images/)."),
+    cache: Path = typer.Option(Path("runs/grade_cache"), "--cache", help="Folder for the cached crops (stage 1 runs once)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Model folder to write."),
+    ablation_dir: Optional[Path] = typer.Option(None, "--ablation-dir", help="Run the ablation here (resumable) and ship its best configuration."),
+    folds: Optional[List[int]] = typer.Option(None, "--folds", help="CV folds to run (default all); repeat the option."),
+    trunk: str = typer.Option("vggm", help="Trunk when no ablation is run: vggm, resnet, efficientnet, vgg11_ca."),
+    loss: str = typer.Option("focal", help="Loss when no ablation is run: focal or cb_ce."),
+    epochs: int = typer.Option(12, help="Training epochs."),
+    seed: int = typer.Option(0, help="Random seed (also of the patient folds)."),
+    fold: Optional[int] = typer.Option(None, help="Only train without this fold and write its held-out predictions to OUT."),
+    threads: int = typer.Option(1, help="torch CPU threads."),
+) -> None:
+    """Build the SPIDER crop cache, (optionally) run the ablation, train the chosen grader on all discs, export it + card."""
+    _require_training_extra()
+    _check_spider(spider)
+    import json
+
+    from lumbarkit.training.grade_card import cv_metrics, write_card
+    from lumbarkit.training.grade_data import build_grade_dataset
+    from lumbarkit.training.grade_train import GradeTrainConfig, train_grader
+
+    build_grade_dataset(spider, cache)
+    cfg = GradeTrainConfig(trunk=trunk, loss=loss, epochs=epochs, seed=seed, threads=threads)
+    if fold is not None:
+        typer.echo(f"wrote {train_grader(cache, out, cfg, fold=fold)}")
+        return
+    best, cv_dir, tta, ablation_md = None, None, True, None
+    if ablation_dir is not None:
+        from dataclasses import replace
+
+        from lumbarkit.training.grade_ablation import config_name, run_ablation
+
+        ablation_md = run_ablation(cache, ablation_dir, cfg, folds=folds)
+        best = json.loads((ablation_dir / "ablation_best.json").read_text())
+        cfg = replace(cfg, trunk=best["trunk"], loss=best["loss"])
+        cv_dir, tta = ablation_dir / config_name(cfg), bool(best["tta"])
+    else:
+        cv_dir = out / "cv"
+        for k in (folds if folds else range(cfg.n_folds)):
+            if not (cv_dir / f"fold{k}.npz").exists():
+                train_grader(cache, cv_dir, cfg, fold=k)
+    train_grader(cache, out, cfg)
+    card = write_card(out, cv_metrics(cache, cv_dir, cfg.n_folds, tta), ablation_md, best)
+    typer.echo(f"wrote {out} ({card.name})")
+
+
+@evaluate_app.command("grade")
+def evaluate_grade(
+    cache: Path = typer.Option(..., "--cache", help="Crop cache built by `lumbarkit train grade` (grade_dataset.npz)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Grader model folder (default: the packaged model)."),
+    cv_dir: Optional[Path] = typer.Option(None, "--cv-dir", help="Evaluate the out-of-fold predictions (fold*.npz) in this folder instead of a model."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help="Test-time augmentation."),
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples (patients) for the 95% intervals."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write metrics JSON and confusion-matrix PNGs here."),
+) -> None:
+    """Per-task metrics with bootstrap CIs, by level and sequence, and confusion matrices.
+
+    A model evaluated on the discs it was trained on gives optimistic numbers: use --cv-dir for held-out ones."""
+    import json
+
+    import numpy as np
+    from rich.console import Console
+
+    from lumbarkit.tasks import LDD_CLASSES, TASKS
+    from lumbarkit.training.grade_data import load_grade_dataset
+    from lumbarkit.training.grade_metrics import evaluate_grades, save_confusion_png
+
+    data = load_grade_dataset(cache)
+    console = Console()
+    if cv_dir is not None:
+        from lumbarkit.training.grade_train import collect_oof
+
+        probs, idx, done = collect_oof(cv_dir, data, 5, tta)
+        if not done:
+            raise LumbarkitError(f"no fold*.npz predictions in {cv_dir}")
+        source = f"out-of-fold predictions of folds {done}"
+    else:
+        from lumbarkit.models.folder import ModelFolder, packaged_model
+        from lumbarkit.stages.crops import CropSpec
+        from lumbarkit.stages.grade import predict_probabilities
+
+        folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
+        if CropSpec.from_dict(folder.meta["crop_spec"]) != data.spec:
+            raise LumbarkitError("the cache's crops were cut with a different crop spec than the model expects")
+        idx = np.arange(len(data))
+        probs = predict_probabilities(folder, data.images, tta)
+        source = f"model {folder.name}"
+        if folder.meta.get("training", {}).get("data", {}).get("discs"):
+            console.print("[yellow]note:[/yellow] this model was trained on SPIDER discs; these numbers are optimistic "
+                          "(use --cv-dir for held-out predictions).")
+    res = evaluate_grades(TASKS, {t.name: data.labels[t.name][idx] for t in TASKS}, probs, patient_ids=data.patient[idx],
+                          breakdown={"level": data.level[idx], "sequence": data.sequence[idx]}, n_boot=n_boot)
+    res["source"] = source
+    for t in TASKS:
+        m = res["overall"][t.name]["metrics"]
+        keys = ("balanced_accuracy", "kappa_quadratic", "auc", "auc_macro", "ldd_accuracy", "any_balanced_accuracy")
+        typer.echo(f"{t.name:18s} n={res['overall'][t.name]['n']:5d} " + " ".join(
+            f"{k}={m[k]:.3f}" for k in keys if m.get(k) is not None))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "grade_metrics.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+        for t in TASKS:
+            o = res["overall"][t.name]
+            if "confusion" in o:
+                save_confusion_png(o["confusion"], t.class_names, out / f"confusion_{t.name}.png", t.name)
+        if "ldd_confusion" in res["overall"]["pfirrmann"]:
+            save_confusion_png(res["overall"]["pfirrmann"]["ldd_confusion"], LDD_CLASSES, out / "confusion_ldd3.png", "LDD 3-class")
+        typer.echo(f"wrote {out}")
