@@ -9,4 +9,13 @@ from lumbarkit.errors import LumbarkitError  # noqa: E402
 from lumbarkit.io.readers import load_scan  # noqa: E402
 from lumbarkit.scan import Scan, ScanMetadata, Segmentation  # noqa: E402
 
-__all__ = ["__version__", "LumbarkitError", "load_scan", "Scan", "ScanMetadata", "Segmentation"]
+
+def analyze(source, spacing_mm=None, series=None, config=None, keep_phi=False):
+    """Analyse one scan (path or :class:`Scan`) with every stage; returns a :class:`~lumbarkit.result.ScanResult`.
+    See :func:`lumbarkit.pipeline.analyze`."""
+    from lumbarkit.pipeline import analyze as _analyze
+
+    return _analyze(source, spacing_mm=spacing_mm, series=series, config=config, keep_phi=keep_phi)
+
+
+__all__ = ["__version__", "LumbarkitError", "analyze", "load_scan", "Scan", "ScanMetadata", "Segmentation"]

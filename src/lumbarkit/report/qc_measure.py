@@ -45,7 +45,8 @@ def _label_text(v) -> str:
 
 
 def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | Path,
-                      labels: np.ndarray | None = None, slice_index: int | None = None, dpi: int = 110) -> Path:
+                      labels: np.ndarray | None = None, slice_index: int | None = None, dpi: int = 110,
+                      disc_notes: dict[str, str] | None = None) -> Path:
     """Write a PNG of one sagittal slice with the measured lines, level names and grades.
 
     Parameters
@@ -56,6 +57,7 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     labels : optional label map on the scan grid; its outlines are drawn thinly.
     slice_index : slice to show; default the slice most bodies were measured on.
     dpi : resolution of the 9-inch-high figure.
+    disc_notes : extra text per disc name (e.g. its grades), appended to the disc's label.
     """
     from matplotlib.figure import Figure
 
@@ -104,6 +106,8 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
             continue
         x, y = pix(np.mean([ref.lines[0].start_mm, ref.lines[0].end_mm], axis=0))
         text = d.name
+        if disc_notes and disc_notes.get(d.name):
+            text += f"  {disc_notes[d.name]}"
         if d.slip_percent.ok:
             text += f"  slip {d.slip_percent.value:+.0f}%"
             if d.meyerding_grade.value:
@@ -122,6 +126,6 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_axis_off()
     out = Path(path)
-    fig.savefig(out, facecolor="black")
+    fig.savefig(out, facecolor="black", metadata={"Software": None})
     log.info("wrote %s", out)
     return out

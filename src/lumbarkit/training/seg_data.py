@@ -3,9 +3,9 @@
 Every source labels only some structures (see ../shared/data/README.md). Each training pixel
 therefore carries a *target code*: the set of classes it may belong to. A labelled body pixel
 allows {body}; an unlabelled pixel of a source that only labels bodies allows every class but
-body; SPIDER's "vertebra" allows {body, posterior elements, sacrum}. Pixels outside a source's
-labelled extent (rows above the top / below the bottom labelled structure, slices without
-labels) get code IGNORE and no loss. The loss is the marginal cross-entropy
+body; SPIDER's "vertebra" allows {body, posterior elements, sacrum}. Pixels above a source's
+top labelled structure and slices without labels get code IGNORE and no loss; pixels below
+its lowest labelled structure (L5, S1 or L5/S1) may be anything but a vertebral body. The loss is the marginal cross-entropy
 ``-log sum_{c in allowed} p_c``.
 """
 
@@ -41,6 +41,7 @@ ALLOWED_SETS: tuple[frozenset, ...] = (
     frozenset({SACRUM, POSTERIOR}),  # 12 SPIDER vertebra below the lowest disc (sacrum)
 )
 IGNORE = 0
+BELOW_LOWEST_LABEL = 8  # anything but a vertebral body
 
 
 def allowed_table() -> np.ndarray:
@@ -113,12 +114,14 @@ def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
         return codes  # fully annotated: no extent limit
     else:
         raise ValueError(f"unknown source {source}")
-    # limit the loss to the labelled extent: rows between the top and bottom labelled voxel,
-    # slices holding labels.
+    # limit the loss to the labelled extent: rows from the top labelled voxel down, on slices
+    # holding labels. Every source labels its structures down to L5, S1 or L5/S1, so whatever
+    # lies below them is no lumbar vertebral body (it is sacrum, disc or soft tissue): code 8
+    # there teaches the net that the bone under L5 is not a body, which anchors level names.
     rows = np.flatnonzero(labelled.any(axis=(0, 2)))
     slices_with = labelled.any(axis=(1, 2))
+    codes[:, rows.max() + 1 :] = BELOW_LOWEST_LABEL
     codes[:, : rows.min()] = IGNORE
-    codes[:, rows.max() + 1 :] = IGNORE
     codes[~slices_with] = IGNORE
     return codes
 
@@ -142,7 +145,45 @@ def _volume_cases(data: Path) -> list[dict]:
          "image": space / f"{r['series']}_image.nii.gz", "label": space / f"{r['series']}_label.nii.gz"}
         for r in _read_index(space / "index.csv")
     ]
-    return [c for c in cases if c["image"].exists() and c["label"].exists()]
+    cases = [c for c in cases if c["image"].exists() and c["label"].exists()]
+    return _group_same_patients(cases)
+
+
+SAME_PATIENT_MM = 6.0  # label centroids of two series of one patient agree within this
+
+
+def _label_centroids(path: Path) -> tuple[tuple, dict[int, np.ndarray]]:
+    """Grid shape and centroid (mm) of every label id of a mask volume."""
+    from scipy import ndimage
+
+    from lumbarkit.io import load_scan
+    from lumbarkit.io.volume import read_label_volume
+
+    labels = read_label_volume(path)
+    spacing = np.array(load_scan(path).spacing_mm)
+    ids = [int(v) for v in np.unique(labels) if v]
+    cents = ndimage.center_of_mass(labels > 0, labels, ids)
+    return labels.shape, {i: np.asarray(c) * spacing for i, c in zip(ids, cents)}
+
+
+def _group_same_patients(cases: list[dict]) -> list[dict]:
+    """One patient id for volumes of one source whose masks share the grid and whose label
+    centroids agree within SAME_PATIENT_MM (a copied mask, or T1/T2 series labelled on one
+    geometry), so that a patient never sits on both sides of a CV split."""
+    kept: list[tuple[dict, tuple, dict]] = []
+    for c in cases:
+        if c["source"] == "spider_space":
+            continue
+        shape, cents = _label_centroids(c["label"])
+        for other, oshape, ocents in kept:
+            common = set(cents) & set(ocents)
+            if other["source"] == c["source"] and oshape == shape and common and max(
+                    np.linalg.norm(cents[i] - ocents[i]) for i in common) <= SAME_PATIENT_MM:
+                c["patient"] = other["patient"]
+                break
+        else:
+            kept.append((c, shape, cents))
+    return cases
 
 
 SLICES2D_SPACING_MM = 1.3  # not recorded by the source; estimated from body size (README)

@@ -1,0 +1,62 @@
+"""``lumbarkit analyze``: every stage on one scan, with files for people and programs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lumbarkit.cli.main import app
+from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+
+
+def print_summary(result, outdir: Path) -> None:
+    """Levels, grades and warnings as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    graded = {d.level: d for d in result.grades.discs} if result.grades is not None else {}
+    table = Table(title=f"{len(result.levels.discs)} discs, {len(result.levels.vertebrae)} vertebrae")
+    for col in ("level", "conf.", "Pfirrmann", "LDD", "Modic", "disc height mm", "slip %"):
+        table.add_column(col)
+    for inst in result.levels.discs:
+        g = graded.get(inst.name)
+        d = result.measurements.disc(inst.name)
+        table.add_row(
+            inst.name, f"{inst.confidence:.2f}",
+            str(g.grades.get("pfirrmann", "")) if g else "", g.ldd if g else "", str(g.grades.get("modic", "")) if g else "",
+            f"{d.height_middle.value:.1f}" if d is not None and d.height_middle.ok else "",
+            f"{d.slip_percent.value:+.0f}" if d is not None and d.slip_percent.ok else "",
+        )
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@app.command()
+def analyze(
+    input: Path = typer.Argument(..., help="DICOM folder/file, NIfTI, MHA/MHD, NRRD or 2D image."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (created if missing)."),
+    spacing: Optional[tuple[float, float]] = SpacingOption,
+    series: Optional[str] = SeriesOption,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline options (segment_model, grade_model, tta, hotspots, hotspot_tasks)."),
+    no_hotspots: bool = typer.Option(False, "--no-hotspots", help="Skip the evidence hotspot maps (faster)."),
+    dicom: bool = typer.Option(False, "--dicom", help="Also write a DICOM SEG and a DICOM SR (TID 1500) referencing the DICOM input. "
+                                                    "They copy the patient and study module of the source series by necessity."),
+    keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers (name, ID, dates, accession, institution) in the outputs."),
+) -> None:
+    """Segment, name levels, grade discs and measure one scan; writes result.json, CSVs, masks, QC images and report.html."""
+    from dataclasses import replace
+
+    from lumbarkit.pipeline import Pipeline, PipelineConfig
+    from lumbarkit.report.outputs import write_outputs
+
+    cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
+    if no_hotspots:
+        cfg = replace(cfg, hotspots=False)
+    result = Pipeline(cfg).analyze(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi)
+    paths = write_outputs(result, out, keep_phi=keep_phi, dicom_source=input if dicom else None)
+    print_summary(result, out)
+    typer.echo(f"report: {paths['report']}")

@@ -1,0 +1,188 @@
+"""The whole analysis of one scan: segment -> name levels -> measure -> crop + grade -> hotspots.
+
+``Pipeline`` loads each model once, on first use, so one instance serves many scans (the batch
+command keeps one per worker). ``lumbarkit.analyze(path)`` is the one-call form.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from lumbarkit.errors import InputError, ModelError
+from lumbarkit.result import ModelInfo, ScanResult
+from lumbarkit.scan import Scan
+
+log = logging.getLogger(__name__)
+
+PFIRRMANN_SEQUENCES = ("T2", "T2_SPACE")
+MIN_DISCS = 2  # a sagittal lumbar spine image shows several discs; fewer means no spine was found
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Options of an analysis (also readable from a YAML file with these keys).
+
+    segment_model / grade_model : model folder paths (default: the packaged models).
+    tta : test-time augmentation in the grader.
+    hotspots : compute occlusion evidence maps for ``hotspot_tasks``.
+    """
+
+    segment_model: str | None = None
+    grade_model: str | None = None
+    tta: bool = True
+    hotspots: bool = True
+    hotspot_tasks: tuple[str, ...] = ("pfirrmann", "modic", "herniation")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+        """Read a config file; unknown keys or wrong types are an :class:`InputError`."""
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read config {path.name}: {type(exc).__name__}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"config {path.name} must be a mapping of option: value")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InputError(f"config {path.name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        cfg = cls()
+        for key, value in data.items():
+            default = getattr(cfg, key)
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise InputError(f"config {path.name}: {key} must be true or false")
+            if key == "hotspot_tasks":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise InputError(f"config {path.name}: hotspot_tasks must be a list of task names")
+                value = tuple(value)
+            cfg = replace(cfg, **{key: value})
+        return cfg
+
+
+class Pipeline:
+    """Runs every stage on a scan with models loaded once (lazily)."""
+
+    def __init__(self, config: PipelineConfig | None = None):
+        self.config = config or PipelineConfig()
+        self._segmenter = None
+        self._grader = None
+        self._grader_missing: str | None = None
+
+    @property
+    def segmenter(self):
+        """The segmentation :class:`ModelFolder` (loaded on first use)."""
+        if self._segmenter is None:
+            from lumbarkit.models.folder import ModelFolder, packaged_model
+
+            path = self.config.segment_model
+            self._segmenter = packaged_model("segment_2d") if path is None else ModelFolder.load(path)
+        return self._segmenter
+
+    @property
+    def grader(self):
+        """The grader :class:`ModelFolder`, or None when none is installed (grading is then skipped)."""
+        if self._grader is None and self._grader_missing is None:
+            from lumbarkit.models.folder import ModelFolder, packaged_model
+
+            path = self.config.grade_model
+            try:
+                self._grader = packaged_model("grade_2d") if path is None else ModelFolder.load(path)
+            except ModelError as exc:
+                if path is not None:
+                    raise
+                self._grader_missing = str(exc)
+        return self._grader
+
+    def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False) -> ScanResult:
+        """Analyse a scan (a :class:`Scan` or a path :func:`lumbarkit.load_scan` reads).
+
+        With ``keep_phi`` the patient/study identifiers of a DICOM source are kept in the result.
+
+        Raises
+        ------
+        InputError : unreadable input, or no spine found on it.
+        ModelError : a model folder is missing or corrupt.
+        """
+        from lumbarkit.io import load_scan
+        from lumbarkit.stages.localize import localize
+        from lumbarkit.stages.measure import measure
+        from lumbarkit.stages.segment import segment
+
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        scan = source if isinstance(source, Scan) else load_scan(source, spacing_mm=spacing_mm, series=series)
+        identifiers = _identifiers(source, scan) if keep_phi and not isinstance(source, Scan) else {}
+        timings["load"] = time.perf_counter() - t0
+
+        t = time.perf_counter()
+        semantic = segment(scan, model=self.segmenter)
+        timings["segment"] = time.perf_counter() - t
+        t = time.perf_counter()
+        levels = localize(scan, semantic.probabilities)
+        timings["localize"] = time.perf_counter() - t
+        if len(levels.discs) < MIN_DISCS:
+            raise InputError(f"{len(levels.discs)} intervertebral disc(s) found: is this a sagittal lumbar spine MRI?")
+        warnings = list(levels.warnings)
+
+        t = time.perf_counter()
+        measurements = measure(scan, levels.segmentation.labels)
+        timings["measure"] = time.perf_counter() - t
+
+        models = [ModelInfo("segmentation", self.segmenter.name, self.segmenter.version, self.segmenter.onnx_sha256)]
+        grades = crops = None
+        hotspots: dict = {}
+        grader = self.grader
+        if grader is None:
+            warnings.append("discs not graded: no grader model is installed (set grade_model in --config)")
+        else:
+            from lumbarkit.stages.crops import CropSpec, extract_disc_crops
+            from lumbarkit.stages.grade import grade
+
+            models.append(ModelInfo("grading", grader.name, grader.version, grader.onnx_sha256))
+            t = time.perf_counter()
+            spec = CropSpec.from_dict(grader.meta["crop_spec"])
+            crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
+                                       body_median=spec.body_median, clip=spec.clip)
+            grades = grade(scan, levels, model=grader, tta=self.config.tta, crops=crops)
+            timings["grade"] = time.perf_counter() - t
+            warnings += list(grades.warnings) + [f"{n} not graded: {r}" for n, r in grades.skipped]
+            seq = scan.metadata.sequence
+            if len(grades) and seq not in PFIRRMANN_SEQUENCES:
+                warnings.append(f"Pfirrmann grades are defined on T2-weighted images; this sequence is {seq}")
+            if self.config.hotspots and len(crops):
+                from lumbarkit.stages.hotspots import occlusion_maps
+
+                t = time.perf_counter()
+                maps = occlusion_maps(grader, crops.stack(), self.config.hotspot_tasks)
+                hotspots = {(crops.crops[i].name, task): m for (i, task), m in maps.items()}
+                timings["hotspots"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
+                          timings, identifiers)
+
+
+def _identifiers(source, scan: Scan) -> dict:
+    """Patient/study identifiers of a DICOM source (only written with keep_phi)."""
+    if scan.metadata.source_format != "dicom":
+        return {}
+    try:
+        from lumbarkit.io.dicom_export import source_datasets
+
+        ds = source_datasets(Path(source), scan.metadata.series_uid)[0]
+    except Exception:  # identifiers are optional extras
+        return {}
+    keys = ("PatientName", "PatientID", "PatientBirthDate", "StudyDate", "AccessionNumber", "InstitutionName",
+            "StudyInstanceUID", "SeriesInstanceUID")
+    return {k: str(getattr(ds, k, "")) for k in keys if str(getattr(ds, k, ""))}
+
+
+def analyze(source, spacing_mm=None, series: str | None = None, config: PipelineConfig | None = None,
+            keep_phi: bool = False) -> ScanResult:
+    """Analyse one scan with a fresh :class:`Pipeline` (use a Pipeline directly for many scans)."""
+    return Pipeline(config).analyze(source, spacing_mm=spacing_mm, series=series, keep_phi=keep_phi)

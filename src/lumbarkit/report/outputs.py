@@ -1,0 +1,174 @@
+"""Write one :class:`~lumbarkit.result.ScanResult` to an output folder.
+
+Files: ``result.json``, ``levels.csv``, ``vertebrae.csv``, ``segmentation.nii.gz`` (``.png``
+for a 2D image input) on the input's voxel grid, ``qc.png``, ``hotspots/<level>_<task>.png``,
+``report.html`` and, on request for DICOM input, ``segmentation.dcm`` (DICOM SEG) and
+``report_sr.dcm`` (DICOM SR TID 1500). Every file is written to a temporary name and renamed,
+so a killed run never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from lumbarkit.errors import InputError
+
+TMP_PREFIX = ".lumbarkit-tmp-"
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, rows: list[dict], columns) -> Path:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def result_json(result, keep_phi: bool = False) -> str:
+    """The ``result.json`` text: sorted keys, no timestamps or paths (byte-identical on rerun)."""
+    return json.dumps(result.to_dict(keep_phi), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def hotspot_name(level: str, task: str) -> str:
+    return f"{level.replace('/', '-')}_{task}.png"
+
+
+def grade_note(g) -> str:
+    """Short grade text for the QC image: ``Pf3 M0``."""
+    parts = []
+    if "pfirrmann" in g.grades:
+        parts.append(f"Pf{g.grades['pfirrmann']}")
+    if "modic" in g.grades:
+        parts.append(f"M{g.grades['modic']}")
+    return " ".join(parts)
+
+
+def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Path | None = None) -> dict[str, Path]:
+    """Write every output file of ``result`` into ``outdir``; returns {kind: path}.
+
+    ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it.
+    """
+    from lumbarkit.io.writers import write_label_map
+    from lumbarkit.report.html import render_report
+    from lumbarkit.report.qc_measure import draw_measurements
+    from lumbarkit.result import levels_csv_columns
+    from lumbarkit.stages.hotspots import overlay_png
+    from lumbarkit.stages.measure_results import CSV_COLUMNS as VERTEBRA_COLUMNS
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    scan, labels = result.scan, result.levels.segmentation.labels
+    paths: dict[str, Path] = {}
+    paths["result"] = write_text(outdir / "result.json", result_json(result, keep_phi))
+    paths["levels"] = write_csv(outdir / "levels.csv", result.levels_rows(), levels_csv_columns())
+    paths["vertebrae"] = write_csv(outdir / "vertebrae.csv", result.vertebrae_rows(), VERTEBRA_COLUMNS)
+    seg_name = "segmentation.png" if scan.metadata.source_format == "image" else "segmentation.nii.gz"
+    with atomic_path(outdir / seg_name) as tmp:
+        write_label_map(scan, labels, tmp)
+    paths["segmentation"] = outdir / seg_name
+    notes = {g.level: grade_note(g) for g in result.grades.discs} if result.grades is not None else None
+    with atomic_path(outdir / "qc.png") as tmp:
+        draw_measurements(scan, result.measurements, tmp, labels=labels, disc_notes=notes)
+    paths["qc"] = outdir / "qc.png"
+    hotspot_files = []
+    if result.hotspots:
+        crops = {c.name: c for c in result.crops.crops}
+        for (level, task), heat in sorted(result.hotspots.items()):
+            path = outdir / "hotspots" / hotspot_name(level, task)
+            with atomic_path(path) as tmp:
+                overlay_png(crops[level].image, heat, tmp, title=f"{level} {task}")
+            hotspot_files.append(path)
+    if dicom_source is not None:
+        paths.update(_write_dicom(result, outdir, dicom_source))
+    paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi))
+    return paths
+
+
+def segment_names(labels) -> dict[int, str]:
+    """Names of the label ids present in a VerSe label map."""
+    import numpy as np
+
+    from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
+
+    names = {}
+    for v in (int(x) for x in np.unique(labels) if x):
+        if v == CANAL_ID:
+            names[v] = "spinal canal"
+        elif v in VERTEBRA_NAMES:
+            names[v] = f"{VERTEBRA_NAMES[v]} vertebral body" if VERTEBRA_NAMES[v] != "S1" else "sacrum (S1)"
+        elif v > 100 and (v - 100) in VERTEBRA_NAMES:
+            from lumbarkit.levels import disc_name
+
+            names[v] = f"{disc_name(VERTEBRA_NAMES[v - 100])} intervertebral disc"
+    return names
+
+
+def sr_items(result) -> list:
+    """The measurements and grades of ``result`` as DICOM SR items (site, name, value, unit)."""
+    from lumbarkit.io.dicom_export import SRItem
+
+    units = {"mm": "mm", "deg": "deg", "%": "%", "ratio": "1", "grade": "1"}
+    items = []
+    for v in result.measurements.vertebrae:
+        for m in v.measures():
+            if m.ok:
+                items.append(SRItem(v.name, m.name.replace("_", " "), round(float(m.value), 3), units.get(m.unit, "1")))
+    for d in result.measurements.discs:
+        for m in d.measures():
+            if m.ok:
+                items.append(SRItem(d.name, m.name.replace("_", " "), round(float(m.value), 3), units.get(m.unit, "1")))
+    if result.grades is not None:
+        for g in result.grades.discs:
+            for task, value in sorted(g.grades.items()):
+                items.append(SRItem(g.level, task.replace("_", " "), str(value)))
+            if g.ldd:
+                items.append(SRItem(g.level, "disc degeneration (3 classes)", g.ldd))
+    lordosis = result.measurements.lordosis
+    if lordosis.ok:
+        items.append(SRItem("lumbar spine", "lordosis", round(float(lordosis.value), 3), "deg"))
+    return items
+
+
+def _write_dicom(result, outdir: Path, source: Path) -> dict[str, Path]:
+    if result.scan.metadata.source_format != "dicom":
+        raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
+    try:
+        from lumbarkit.io.dicom_export import write_dicom_seg, write_dicom_sr
+    except ImportError:
+        raise InputError("--dicom needs the [dicom] extra: pip install 'lumbarkit[dicom]'") from None
+    labels = result.levels.segmentation.labels
+    with atomic_path(outdir / "segmentation.dcm") as tmp:
+        write_dicom_seg(result.scan, labels, source, tmp, segment_names(labels))
+    with atomic_path(outdir / "report_sr.dcm") as tmp:
+        write_dicom_sr(result.scan, sr_items(result), source, tmp, seg_path=outdir / "segmentation.dcm")
+    return {"dicom_seg": outdir / "segmentation.dcm", "dicom_sr": outdir / "report_sr.dcm"}
+
+
+__all__ = ["atomic_path", "write_outputs", "result_json", "hotspot_name", "segment_names", "sr_items"]
