@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lumbarkit demo -o demo_output
+	$(BIN)/lumbarkit demo -o demo_output --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

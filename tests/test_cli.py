@@ -58,7 +58,9 @@ def test_demo(tmp_path):
     assert (out / "phantom_dicom").is_dir() and any((out / "phantom_dicom").glob("*.dcm"))
     assert (out / "phantom_label.nii.gz").is_file()
     assert "LIP" in res.stdout and "0.8" in res.stdout
-    assert "not yet available" in res.stdout
+    report = out / "analysis" / "report.html"
+    assert f"report: {report}" in res.stdout.replace("\n", "")
+    assert report.is_file() and (out / "analysis" / "result.json").is_file()
     again = lumbarkit("demo", "-o", out)  # refuses to mix two phantom series in one folder
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert lumbarkit("demo", "-o", out, "--overwrite").returncode == 0

@@ -1,4 +1,4 @@
-"""``lumbarkit demo``: write a synthetic lumbar-spine phantom, read it back and describe it."""
+"""``lumbarkit demo``: write a synthetic lumbar-spine phantom as DICOM and analyse it end to end."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Noise seed of the phantom."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo's phantom_dicom folder in OUTPUT."),
 ) -> None:
-    """Run lumbarkit on a synthetic phantom: no data or download needed."""
+    """Analyse a synthetic phantom DICOM series end to end (no data or download needed); prints the report path."""
     from lumbarkit.errors import InputError
     from lumbarkit.io import load_scan
     from lumbarkit.cli.info import print_scan
@@ -35,4 +35,11 @@ def demo(
     typer.echo(f"wrote a synthetic {sequence} lumbar phantom: {files['image']} (labels: {files['label']})")
     scan = load_scan(files["image"])
     print_scan(scan, f"{files['image'].name} (read back)")
-    typer.echo("The analysis pipeline (segmentation, level naming, grading, measurements) is not yet available; stopping here.")
+    from lumbarkit.cli.analyze import print_summary
+    from lumbarkit.pipeline import Pipeline
+    from lumbarkit.report.outputs import write_outputs
+
+    result = Pipeline().analyze(files["image"])
+    paths = write_outputs(result, output / "analysis")
+    print_summary(result, output / "analysis")
+    typer.echo(f"report: {paths['report']}")
