@@ -20,6 +20,8 @@ def grade(
     series: Optional[str] = SeriesOption,
     model: Optional[Path] = typer.Option(None, "--model", help="Grader model folder (default: the packaged model)."),
     tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over test-time augmented copies of each crop."),
+    hotspots: Optional[str] = typer.Option(None, "--hotspots", help="Also write evidence maps OUT/hotspots/<level>_<task>.png: "
+                                           "occlusion (ONNX), saliency (SpineNet, averaged over augmentations) or gradcam (both need torch)."),
 ) -> None:
     """Segment, name levels, crop every disc and grade it; writes levels.csv (one row per disc)."""
     from lumbarkit.io import load_scan
@@ -29,10 +31,26 @@ def grade(
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     levels = localize(scan, run_segment(scan).probabilities)
-    grades = run_grade(scan, levels, model=model, tta=tta)
+    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.stages.crops import CropSpec, extract_disc_crops
+
+    folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
+    spec = CropSpec.from_dict(folder.meta["crop_spec"])
+    crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
+                               body_median=spec.body_median, clip=spec.clip)
+    grades = run_grade(scan, levels, model=folder, tta=tta, crops=crops)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "levels.csv"
     grades.write_csv(path)
+    if hotspots is not None:
+        from lumbarkit.report.outputs import hotspot_name
+        from lumbarkit.stages.hotspots import DEFAULT_TASKS, hotspot_maps, overlay_png
+
+        maps = hotspot_maps(folder, crops.stack(), hotspots, DEFAULT_TASKS)
+        for (i, task), heat in sorted(maps.items()):
+            c = crops.crops[i]
+            overlay_png(c.image, heat, out / "hotspots" / hotspot_name(c.name, task), title=f"{c.name} {task} ({hotspots})")
+        typer.echo(f"wrote {len(maps)} {hotspots} maps to {out / 'hotspots'}")
     _print(grades, levels)
     typer.echo(f"wrote {path}")
 

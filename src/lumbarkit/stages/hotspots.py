@@ -146,6 +146,37 @@ def gradcam_maps(net, crops: np.ndarray, tasks=DEFAULT_TASKS) -> dict[tuple[int,
     return out
 
 
+METHODS = ("occlusion", "saliency", "gradcam")
+
+
+def load_torch_grader(folder):
+    """The grader of a model folder as a torch :class:`GraderNet` (needs the [train] extra)."""
+    try:
+        from safetensors.torch import load_file
+
+        from lumbarkit.nets.grader import build_grader
+    except ImportError:
+        from lumbarkit.errors import LumbarkitError
+
+        raise LumbarkitError("saliency and Grad-CAM hotspots need torch: pip install torch==2.13.0 'lumbarkit[train]' "
+                             "(or use the occlusion method)") from None
+    net = build_grader(folder.meta["architecture"])
+    net.load_state_dict(load_file(str(folder.path / "weights.safetensors")))
+    return net.eval()
+
+
+def hotspot_maps(folder, crops: np.ndarray, method: str = "occlusion", tasks=DEFAULT_TASKS) -> dict[tuple[int, str], np.ndarray]:
+    """Evidence maps per (crop index, task) with ``method`` (one of :data:`METHODS`)."""
+    if method == "occlusion":
+        return occlusion_maps(folder, crops, tasks)
+    if method not in METHODS:
+        from lumbarkit.errors import InputError
+
+        raise InputError(f"unknown hotspot method {method!r}: choose one of {', '.join(METHODS)}")
+    net = load_torch_grader(folder)
+    return saliency_maps(net, crops, tasks) if method == "saliency" else gradcam_maps(net, crops, tasks)
+
+
 def overlay_png(crop: np.ndarray, heat: np.ndarray, path: str | Path, title: str = "") -> Path:
     """Write the crop (middle channel, gray) with the hotspot map over it (jet, alpha by strength)."""
     from matplotlib.figure import Figure
