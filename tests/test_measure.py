@@ -197,6 +197,19 @@ def test_slip_disc_heights_and_canal(slip_mm, grade, discs):
     assert m.disc("L4/L5").canal_ap.value == pytest.approx(11.5, abs=0.6)
 
 
+@pytest.mark.parametrize("gap_mm,plausible", [(22.0, True), (40.0, False)])
+def test_implausibly_tall_disc_is_not_measured(gap_mm, plausible):
+    """A 40 mm gap between two bodies labelled as neighbours means a body in between was missed."""
+    g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.5)
+    _stack(g, disc_mm=gap_mm, h=26.0)
+    seg = measure(g.scan(), g.labels).disc("L3/L4")
+    assert seg.height_middle.ok is plausible and seg.slip_percent.ok is plausible
+    if plausible:
+        assert seg.height_middle.value == pytest.approx(gap_mm, abs=0.5)
+    else:
+        assert "implausible disc height 40 mm" in seg.height_middle.missing_reason
+
+
 def test_lordosis_from_l1_and_s1_and_fallback():
     g = Grid(rows=700, cols=420, row_mm=0.6, col_mm=0.6)
     # L1 tilted -15 deg (posterior end down), S1 +30 deg: lordosis 45 deg

@@ -142,6 +142,9 @@ def _segment_bodies(lab: _Labels, upper: _Body | None, lower: _Body | None, name
     return up_q, up_s, lo_ep, lo_s, None
 
 
+MAX_DISC_HEIGHT_MM = 25.0  # taller "discs" mean a vertebral body between the two was missed
+
+
 def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: str, lo_name: str,
              body_results: dict[str, VertebraMeasurements]) -> DiscMeasurements:
     name = f"{up_name}/{lo_name}"
@@ -185,6 +188,14 @@ def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: st
             centre = (chords[1][0] + chords[1][1]) / 2
     if fr is not None:
         u_mid = fr.u
+    tallest = max((m[f].value for f in (*heights, "ivd_distance_anterior", "ivd_distance_posterior") if f in m and m[f].ok), default=0.0)
+    if tallest > MAX_DISC_HEIGHT_MM:  # no lumbar disc is this tall: a body between the two is missing from the labels
+        implausible = (f"implausible disc height {tallest:.0f} mm (> {MAX_DISC_HEIGHT_MM:.0f}): "
+                       "a vertebral body between these two is probably not segmented")
+        for f in (*heights, "ivd_distance_anterior", "ivd_distance_posterior", "slip_mm", "slip_percent", "meyerding_grade"):
+            m.pop(f, None)
+        disc_reason = body_reason = implausible
+        centre = None
     hs = [m.get(f) for f in heights]
     body_hm = [body_results.get(up_name), body_results.get(lo_name)]
     if all(h is not None and h.ok for h in hs) and all(b is not None and b.height_middle.ok for b in body_hm):
