@@ -98,6 +98,7 @@ def train_grade(
     seed: int = typer.Option(0, help="Random seed (also of the patient folds)."),
     fold: Optional[int] = typer.Option(None, help="Only train without this fold and write its held-out predictions to OUT."),
     threads: int = typer.Option(1, help="torch CPU threads."),
+    seg_model: Optional[Path] = typer.Option(None, "--seg-model", help="Segmentation model folder that locates the discs (default: the packaged one)."),
 ) -> None:
     """Build the SPIDER crop cache, (optionally) run the ablation, train the chosen grader on all discs, export it + card."""
     _require_training_extra()
@@ -108,7 +109,7 @@ def train_grade(
     from lumbarkit.training.grade_data import build_grade_dataset
     from lumbarkit.training.grade_train import GradeTrainConfig, train_grader
 
-    build_grade_dataset(spider, cache)
+    build_grade_dataset(spider, cache, seg_model=seg_model)
     cfg = GradeTrainConfig(trunk=trunk, loss=loss, epochs=epochs, seed=seed, threads=threads)
     if fold is not None:
         typer.echo(f"wrote {train_grader(cache, out, cfg, fold=fold)}")

@@ -89,6 +89,31 @@ def _below_lowest_disc(bone: np.ndarray, disc: np.ndarray) -> np.ndarray:
     return out
 
 
+DISC_CORE_ERODE_PX = 2  # keep the disc target clear of the body edges and of the hull's corners
+
+
+def _between_bodies(label_slice: np.ndarray) -> np.ndarray:
+    """Pixels of one slice lying between two consecutive labelled vertebrae: the inside of the
+    convex hull of the pair minus both bodies, eroded by DISC_CORE_ERODE_PX. Between two adjacent
+    bodies there is only intervertebral disc, so body-only sources get disc targets there."""
+    from scipy import ndimage
+    from skimage.morphology import convex_hull_image
+
+    out = np.zeros(label_slice.shape, dtype=bool)
+    ids = sorted(int(v) for v in np.unique(label_slice) if 0 < v < 100)
+    bone = (label_slice > 0) & (label_slice < 100)
+    for upper, lower in zip(ids, ids[1:]):
+        if lower - upper > 2:  # not neighbours (S1 = 26 follows L5 = 24)
+            continue
+        a, b = label_slice == upper, label_slice == lower
+        if a.sum() < 20 or b.sum() < 20:
+            continue
+        hull = convex_hull_image(a | b)
+        gap = hull & ~ndimage.binary_dilation(bone, iterations=1)
+        out |= ndimage.binary_erosion(gap, iterations=DISC_CORE_ERODE_PX)
+    return out
+
+
 def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
     """Target codes for a canonical (slices, rows, cols) label volume of one source."""
     codes = np.zeros(labels.shape, dtype=np.uint8)
@@ -98,6 +123,8 @@ def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
         codes[:] = 9 if source == "vb1" else 8
         codes[body] = 2
         codes[sacrum] = 5
+        for k in range(labels.shape[0]):
+            codes[k][_between_bodies(labels[k])] = 3
         labelled = labels > 0
     elif source == "ivd":
         disc = labels >= 100
