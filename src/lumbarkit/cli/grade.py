@@ -130,7 +130,11 @@ def train_grade(
             if not (cv_dir / f"fold{k}.npz").exists():
                 train_grader(cache, cv_dir, cfg, fold=k)
     train_grader(cache, out, cfg)
-    card = write_card(out, cv_metrics(cache, cv_dir, cfg.n_folds, tta), ablation_md, best)
+    command = (f"lumbarkit train grade --spider {spider} --cache {cache}"
+               + (f" --seg-model {seg_model}" if seg_model is not None else "")
+               + (f" --ablation-dir {ablation_dir}" if ablation_dir is not None else f" --trunk {trunk} --loss {loss}")
+               + "".join(f" --folds {k}" for k in folds or ()) + f" --epochs {epochs} --seed {seed} -o {out}")
+    card = write_card(out, cv_metrics(cache, cv_dir, cfg.n_folds, tta), ablation_md, best, reproduce=command)
     typer.echo(f"wrote {out} ({card.name})")
 
 

@@ -107,7 +107,8 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
     hotspot_files = []
     if result.hotspots:
         crops = {c.name: c for c in result.crops.crops}
-        for (level, task), heat in sorted(result.hotspots.items()):
+        order = {name: i for i, name in enumerate(crops)}  # top to bottom, then task
+        for (level, task), heat in sorted(result.hotspots.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
             path = outdir / "hotspots" / hotspot_name(level, task)
             with atomic_path(path) as tmp:
                 overlay_png(crops[level].image, heat, tmp, title=f"{level} {task}")

@@ -49,8 +49,9 @@ def _ci(m: dict, task: str, key: str) -> str:
 
 
 def write_card(model_dir: str | Path, cv: dict | None, ablation_md: str | Path | None = None,
-               best: dict | None = None) -> Path:
-    """Store the CV metrics in model.json (``metrics.cv``, headline numbers only) and write ``MODEL_CARD.md``."""
+               best: dict | None = None, reproduce: str = REPRODUCE) -> Path:
+    """Store the CV metrics in model.json (``metrics.cv``, headline numbers only) and write ``MODEL_CARD.md``
+    (``reproduce``: the command that rebuilds the model and its CV)."""
     model_dir = Path(model_dir)
     meta_path = model_dir / "model.json"
     meta = json.loads(meta_path.read_text())
@@ -144,7 +145,7 @@ def write_card(model_dir: str | Path, cv: dict | None, ablation_md: str | Path |
               "- Trained and cross-validated on one mid-sagittal slice per series (SPIDER training subset, 4 Dutch hospitals);",
               "  not yet tested on scans from other sites. Labels depend on stage-1 level naming (checked by the pairing rule and a QC montage).",
               "- Thoracic discs (IVD label > 6) are not graded; T12/L1 is graded only when stage 1 names it.",
-              "", "## Reproduce", "", f"```\n{REPRODUCE}\n```", ""]
+              "", "## Reproduce", "", f"```\n{reproduce}\n```", ""]
     path = model_dir / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
