@@ -210,6 +210,16 @@ def test_implausibly_tall_disc_is_not_measured(gap_mm, plausible):
         assert "implausible disc height 40 mm" in seg.height_middle.missing_reason
 
 
+def test_slip_needs_a_full_lower_endplate():
+    """A sacrum segmented only in part (a short S1 endplate) gives no slip instead of a huge percentage."""
+    g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.5)
+    g.paint(body(np.array([0.0, -30.0]), 34.0, 26.0, 26.0), 24)  # L5
+    g.paint(body(np.array([-6.0, 0.0]), 12.0, 14.0, 14.0), 26)  # 12 mm of the S1 endplate segmented
+    seg = measure(g.scan(), g.labels).disc("L5/S1")
+    assert not seg.slip_percent.ok and "only partly segmented" in seg.slip_percent.missing_reason
+    assert not seg.meyerding_grade.ok
+
+
 def test_lordosis_from_l1_and_s1_and_fallback():
     g = Grid(rows=700, cols=420, row_mm=0.6, col_mm=0.6)
     # L1 tilted -15 deg (posterior end down), S1 +30 deg: lordosis 45 deg

@@ -30,7 +30,7 @@ def demo(
         if not overwrite:
             raise InputError(f"{series_dir} already holds files: choose another --output or add --overwrite")
         shutil.rmtree(series_dir)
-    phantom = make_phantom(sequence=sequence, seed=seed, lordosis_deg=30.0, shape_rc=(400, 320))
+    phantom = make_phantom(sequence=sequence, seed=seed, lordosis_deg=50.0, tilt_deg=15.0, shape_rc=(400, 320))
     files = write_phantom(phantom, output, fmt="dicom", name="phantom")
     typer.echo(f"wrote a synthetic {sequence} lumbar phantom: {files['image']} (labels: {files['label']})")
     scan = load_scan(files["image"])

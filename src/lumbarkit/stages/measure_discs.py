@@ -99,9 +99,17 @@ def _chord_measures(lab: _Labels, names: tuple[str, ...], fields: tuple[str, ...
     return out
 
 
+MIN_ENDPLATE_RATIO = 0.6  # lower / upper endplate length below which a slip has no trustworthy reference
+
+
 def _slip(lab: _Labels, up_q: _Quad, lo: _Endplate, k: int, name: str) -> dict[str, Measure]:
     """Offset of the upper body's IP corner along the lower body's superior endplate (SA -> SP)."""
     length = float(np.linalg.norm(lo.sp - lo.sa))
+    upper_length = float(np.linalg.norm(up_q.corners[2] - up_q.corners[3]))
+    if length < MIN_ENDPLATE_RATIO * upper_length:  # a partly segmented lower body: no reference for the slip
+        why = (f"the lower body's superior endplate ({length:.0f} mm) is much shorter than the upper body's "
+               f"inferior endplate ({upper_length:.0f} mm): lower body only partly segmented")
+        return {f: _missing(f, u, why, k) for f, u in (("slip_mm", "mm"), ("slip_percent", "%"), ("meyerding_grade", "grade"))}
     e = (lo.sp - lo.sa) / length
     offset = float((lo.sp - up_q.corners[2]) @ e)
     pct = 100.0 * offset / length
