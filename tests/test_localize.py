@@ -78,15 +78,31 @@ def test_without_sacrum_lowest_body_is_l5_with_low_confidence_and_warning():
     assert max(i.confidence for i in levels.instances) <= 0.3
 
 
-def test_bone_below_the_lowest_disc_with_image_below_is_taken_as_s1():
+def test_long_bone_below_the_lowest_disc_is_taken_as_s1():
     ph = make_phantom(noise_sigma=0.0)
-    probs = one_hot_probabilities(ph.labels)
-    s1 = ph.labels == 26
-    probs[:, SACRUM][s1], probs[:, BODY][s1] = probs[:, BODY][s1], probs[:, SACRUM][s1]  # sacrum classed as body
+    labels = ph.labels.copy()
+    s1 = labels == 26
+    for shift in range(1, int(45 / ph.scan.spacing_mm[1])):  # the sacrum reaching 45 mm further down
+        labels[:, shift:][s1[:, :-shift] & (labels[:, shift:] == 0)] = 26
+    probs = one_hot_probabilities(labels)
+    sac = labels == 26
+    probs[:, SACRUM][sac], probs[:, BODY][sac] = probs[:, BODY][sac], probs[:, SACRUM][sac]  # sacrum classed as body
     levels = localize(ph.scan, probs)
     names = named_correctly(levels, ph.labels)
     assert names == {k: k for k in names}
     assert any("taken as S1" in w for w in levels.warnings)
+
+
+def test_a_body_sized_bone_below_the_lowest_disc_stays_l5():
+    """A field of view ending below L5 (no L5/S1 disc, no sacrum): the lowest bone is one vertebra long, so L5."""
+    ph = make_phantom(noise_sigma=0.0)
+    labels = ph.labels.copy()
+    labels[np.isin(labels, (124, 26))] = 0
+    levels = localize(ph.scan, one_hot_probabilities(labels))
+    names = named_correctly(levels, labels)
+    assert names["L5"] == "L5" and names["L4/L5"] == "L4/L5"
+    assert not any("taken as S1" in w for w in levels.warnings)
+    assert any("sacrum not seen" in w for w in levels.warnings)
 
 
 def test_a_missed_disc_keeps_the_levels_above_named_and_warns():

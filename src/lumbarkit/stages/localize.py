@@ -23,7 +23,7 @@ MIN_DISC_AREA_MM2 = 40.0  # smaller disc fragments are noise
 MIN_BODY_AREA_MM2 = 120.0
 NO_SACRUM_CONFIDENCE = 0.3
 INFERRED_SACRUM_CONFIDENCE = 0.6
-IMAGE_BELOW_S1_MM = 40.0  # image extent below the lowest disc that a lumbar body + L5/S1 would need
+SACRUM_LENGTH_RATIO = 1.5  # bone below the lowest disc this many disc spacings long is the sacrum
 SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its bone is sacrum class
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
 MAX_OFF_SPINE_MM = 18.0  # a disc centroid farther than this from the spine curve is not a disc
@@ -213,6 +213,20 @@ def _find_discs(p2: np.ndarray, c2: np.ndarray, pix: np.ndarray) -> tuple[list[_
     return discs, sacrum_inferred
 
 
+def _median_gap(discs: list[_Blob]) -> float:
+    """Median distance (mm) between consecutive discs along the spine (35 mm, a lumbar segment, if < 2 discs)."""
+    if len(discs) < 2:
+        return 35.0
+    axis = _spine_axis(np.array([d.centroid for d in discs]))
+    return float(np.median(np.diff([float(d.centroid @ axis) for d in discs])))
+
+
+def _bone_length_below(bone: _Blob, discs: list[_Blob], pix: np.ndarray) -> float:
+    """How far (mm) the bone blob reaches below the lowest disc, along that disc's normal."""
+    pts = _points(bone.mask, pix)
+    return float(np.max((pts - discs[-1].centroid) @ discs[-1].normal)) if len(pts) else 0.0
+
+
 def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
     """Name vertebral bodies and discs from class probabilities ``(slices, classes, rows, cols)``.
 
@@ -247,7 +261,6 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         elif s1 is not None:
             break
     sacrum_found = s1 is not None
-    image_bottom_mm = c2.shape[0] * pix[0]
     if sacrum_found:
         s1_mask = np.zeros(bone.shape, dtype=bool)
         for iv in range(s1, len(discs) + 1):
@@ -260,8 +273,8 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
     elif sacrum_inferred and bodies:
         anchor, anchor_name, anchor_conf = len(discs), "S1", INFERRED_SACRUM_CONFIDENCE
         warnings.append("sacrum not segmented: inferred below the lowest disc, which has bone only nearby above it")
-    elif bodies and discs and max(bodies) == len(discs) and image_bottom_mm - discs[-1].centroid[0] >= IMAGE_BELOW_S1_MM:
-        # bone below the lowest disc with plenty of image under it, and no further disc: the sacrum
+    elif bodies and discs and max(bodies) == len(discs) and _bone_length_below(bodies[len(discs)], discs, pix) >= SACRUM_LENGTH_RATIO * _median_gap(discs):
+        # bone below the lowest disc reaching much further down than one vertebra would, with no disc in it: the sacrum
         anchor, anchor_name, anchor_conf = len(discs), "S1", INFERRED_SACRUM_CONFIDENCE
         warnings.append("sacrum not classified: the bone below the lowest disc was taken as S1")
     elif bodies:
