@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 PFIRRMANN_SEQUENCES = ("T2", "T2_SPACE")
 MIN_DISCS = 2  # a sagittal lumbar spine image shows several discs; fewer means no spine was found
+# Not a spine when both hold: bodies smaller than any adult lumbar body (SPIDER slices: 5th percentile of the
+# median body area ~400 mm2) and a mean winning-class probability over body/disc pixels below what real slices
+# give (~0.77-0.92 on SPIDER; random noise images give ~0.69-0.75).
+SMALL_BODY_AREA_MM2 = 450.0
+LOW_SPINE_CONFIDENCE = 0.76
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,11 @@ class Pipeline:
         timings["localize"] = time.perf_counter() - t
         if len(levels.discs) < MIN_DISCS:
             raise InputError(f"{len(levels.discs)} intervertebral disc(s) found: is this a sagittal lumbar spine MRI?")
+        body_area, confidence = _median_body_area_mm2(scan, levels), _spine_confidence(semantic.probabilities)
+        if body_area < SMALL_BODY_AREA_MM2 and confidence < LOW_SPINE_CONFIDENCE:
+            raise InputError(f"no convincing spine: small vertebral bodies (median {body_area:.0f} mm2 on a sagittal slice; "
+                             f"lumbar bodies cover ~700-1400 mm2) segmented with low confidence ({confidence:.2f}): "
+                             "is this a sagittal lumbar spine MRI?")
         warnings = list(levels.warnings)
 
         t = time.perf_counter()
@@ -165,6 +175,25 @@ class Pipeline:
         timings["total"] = time.perf_counter() - t0
         return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
                           timings, identifiers)
+
+
+def _median_body_area_mm2(scan: Scan, levels) -> float:
+    """Median area (mm2) of the named vertebral bodies (not S1) on the slice holding most of each; inf if none."""
+    import numpy as np
+
+    pixel_mm2 = float(np.prod(scan.spacing_mm[1:]))
+    areas = [float((levels.segmentation.labels[v.slice_index] == v.label).sum()) * pixel_mm2
+             for v in levels.vertebrae if v.name != "S1"]
+    return float(np.median(areas)) if areas else float("inf")
+
+
+def _spine_confidence(probabilities) -> float:
+    """Mean winning-class probability over the voxels classed vertebral body or disc (0 if none)."""
+    from lumbarkit.stages.seg_classes import BODY, DISC
+
+    winner = probabilities.argmax(axis=1)
+    spine = (winner == BODY) | (winner == DISC)
+    return float(probabilities.max(axis=1)[spine].mean()) if spine.any() else 0.0
 
 
 def _identifiers(source, scan: Scan) -> dict:
