@@ -151,14 +151,11 @@ class Pipeline:
         if grader is None:
             warnings.append("discs not graded: no grader model is installed (set grade_model in --config)")
         else:
-            from lumbarkit.stages.crops import CropSpec, extract_disc_crops
-            from lumbarkit.stages.grade import grade
+            from lumbarkit.stages.grade import grade, model_crops
 
             models.append(ModelInfo("grading", grader.name, grader.version, grader.onnx_sha256))
             t = time.perf_counter()
-            spec = CropSpec.from_dict(grader.meta["crop_spec"])
-            crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
-                                       body_median=spec.body_median, clip=spec.clip)
+            crops = model_crops(scan, levels, grader)
             grades = grade(scan, levels, model=grader, tta=self.config.tta, crops=crops)
             timings["grade"] = time.perf_counter() - t
             warnings += list(grades.warnings) + [f"{n} not graded: {r}" for n, r in grades.skipped]

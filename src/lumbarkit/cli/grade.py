@@ -32,12 +32,10 @@ def grade(
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     levels = localize(scan, run_segment(scan).probabilities)
     from lumbarkit.models.folder import ModelFolder, packaged_model
-    from lumbarkit.stages.crops import CropSpec, extract_disc_crops
+    from lumbarkit.stages.grade import model_crops
 
     folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
-    spec = CropSpec.from_dict(folder.meta["crop_spec"])
-    crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
-                               body_median=spec.body_median, clip=spec.clip)
+    crops = model_crops(scan, levels, folder)
     grades = run_grade(scan, levels, model=folder, tta=tta, crops=crops)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "levels.csv"

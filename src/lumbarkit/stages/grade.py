@@ -143,6 +143,15 @@ def _load(model):
     return model if isinstance(model, ModelFolder) else ModelFolder.load(model)
 
 
+def model_crops(scan: Scan, levels, model=None):
+    """The disc crops of ``levels`` cut as the grader ``model`` (folder or path; default packaged) expects."""
+    from lumbarkit.stages.crops import CropSpec, extract_disc_crops
+
+    spec = CropSpec.from_dict(_load(model).meta["crop_spec"])
+    return extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
+                              body_median=spec.body_median, clip=spec.clip)
+
+
 def predict_probabilities(folder, images: np.ndarray, tta: bool = True) -> dict[str, np.ndarray]:
     """Softmax per task output ``(N, n_classes)`` of crops ``(N, C, H, W)``, TTA-averaged when ``tta``."""
     sess = folder.session
@@ -180,13 +189,12 @@ def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscG
     ModelError : the model folder is missing, corrupt, or its crop spec differs from ``crops``.
     """
     from lumbarkit.errors import ModelError
-    from lumbarkit.stages.crops import CropSpec, extract_disc_crops
+    from lumbarkit.stages.crops import CropSpec
 
     folder = _load(model)
     spec = CropSpec.from_dict(folder.meta["crop_spec"])
     if crops is None:
-        crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
-                                   body_median=spec.body_median, clip=spec.clip)
+        crops = model_crops(scan, levels, folder)
     elif crops.spec != spec:
         raise ModelError(f"crops were cut with {crops.spec} but the grader {folder.name} expects {spec}")
     probs = predict_probabilities(folder, crops.stack(), tta)
@@ -204,4 +212,4 @@ def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscG
     return DiscGrades(tuple(discs), tuple(crops.skipped), folder.name, folder.onnx_sha256, bool(tta), warnings)
 
 
-__all__ = ["CSV_COLUMNS", "DiscGrade", "DiscGrades", "TASKS", "grade", "predict_probabilities", "tta_variants"]
+__all__ = ["CSV_COLUMNS", "DiscGrade", "DiscGrades", "TASKS", "grade", "model_crops", "predict_probabilities", "tta_variants"]
