@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,18 @@ def test_build_on_a_few_real_series(shared_data, tmp_path):
     assert np.all((data.images >= 0) & (data.images <= 1))
     assert set(data.level) <= {"T12/L1", *LUMBAR} and "L5/S1" in set(data.level)
     assert set(np.unique(data.labels["pfirrmann"])) <= {-1, 0, 1, 2, 3, 4}
+
+
+def test_cache_is_rebuilt_for_another_segmentation_model(shared_data, tmp_path):
+    """A cache cut by a different stage-1 model is not reused (its disc positions and pairings differ)."""
+    path = gd.build_grade_dataset(shared_data / "spider", tmp_path, limit=2)
+    sha = gd.load_grade_dataset(tmp_path).meta["seg_model_sha256"]
+    stamp = path.stat().st_mtime_ns
+    gd.build_grade_dataset(shared_data / "spider", tmp_path, limit=2)
+    assert path.stat().st_mtime_ns == stamp  # same model and spec: reused
+    z = dict(np.load(path))
+    meta = json.loads(str(z["meta"]))
+    z["meta"] = np.array(json.dumps({**meta, "seg_model_sha256": "0" * 64}))
+    np.savez_compressed(path, **z)
+    gd.build_grade_dataset(shared_data / "spider", tmp_path, limit=2)
+    assert gd.load_grade_dataset(tmp_path).meta["seg_model_sha256"] == sha

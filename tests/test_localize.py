@@ -93,6 +93,25 @@ def test_long_bone_below_the_lowest_disc_is_taken_as_s1():
     assert any("taken as S1" in w for w in levels.warnings)
 
 
+def test_a_vertebra_cut_off_below_the_lowest_disc_is_taken_as_s1():
+    """The field of view ends 12 mm into S1, whose top the segmentation calls 'body': that bone is S1, not L5."""
+    from lumbarkit.scan import Scan
+
+    ph = make_phantom(noise_sigma=0.0)
+    s1_rows = np.nonzero((ph.labels == 26).any(axis=(0, 2)))[0]
+    cut = s1_rows.min() + int(12 / ph.scan.spacing_mm[1])
+    labels = ph.labels[:, :cut].copy()
+    scan = Scan(ph.scan.array[:, :cut].copy(), ph.scan.affine, ph.scan.metadata)
+    probs = one_hot_probabilities(labels)
+    sac = labels == 26
+    probs[:, SACRUM][sac], probs[:, BODY][sac] = probs[:, BODY][sac], probs[:, SACRUM][sac]
+    levels = localize(scan, probs)
+    names = named_correctly(levels, labels)
+    assert names == {k: k for k in names}
+    assert any("runs off the image" in w for w in levels.warnings)
+    assert max(i.confidence for i in levels.instances) <= 0.45
+
+
 def test_a_body_sized_bone_below_the_lowest_disc_stays_l5():
     """A field of view ending below L5 (no L5/S1 disc, no sacrum): the lowest bone is one vertebra long, so L5."""
     ph = make_phantom(noise_sigma=0.0)

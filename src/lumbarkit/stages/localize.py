@@ -23,6 +23,8 @@ MIN_DISC_AREA_MM2 = 40.0  # smaller disc fragments are noise
 MIN_BODY_AREA_MM2 = 120.0
 NO_SACRUM_CONFIDENCE = 0.3
 INFERRED_SACRUM_CONFIDENCE = 0.6
+CUT_SACRUM_CONFIDENCE = 0.45
+MIN_CUT_WIDTH_MM = 10.0  # bone at least this wide on the image's last row was cut by the field of view
 SACRUM_LENGTH_RATIO = 1.5  # bone below the lowest disc this many disc spacings long is the sacrum
 SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its bone is sacrum class
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
@@ -227,6 +229,11 @@ def _bone_length_below(bone: _Blob, discs: list[_Blob], pix: np.ndarray) -> floa
     return float(np.max((pts - discs[-1].centroid) @ discs[-1].normal)) if len(pts) else 0.0
 
 
+def _cut_by_image_bottom(bone: _Blob, pix: np.ndarray) -> bool:
+    """Whether the bone blob runs off the bottom of the image (a vertebra only partly in the field of view)."""
+    return float(bone.mask[-1].sum() * pix[1]) >= MIN_CUT_WIDTH_MM
+
+
 def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
     """Name vertebral bodies and discs from class probabilities ``(slices, classes, rows, cols)``.
 
@@ -277,6 +284,12 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         # bone below the lowest disc reaching much further down than one vertebra would, with no disc in it: the sacrum
         anchor, anchor_name, anchor_conf = len(discs), "S1", INFERRED_SACRUM_CONFIDENCE
         warnings.append("sacrum not classified: the bone below the lowest disc was taken as S1")
+    elif bodies and discs and max(bodies) > 0 and _cut_by_image_bottom(bodies[max(bodies)], pix):
+        # a lumbar field of view nearly always includes L5/S1, so a vertebra cut off below the lowest disc is S1
+        # (a 'disc' found below it, in the last millimetres of the image, is a sacral remnant)
+        anchor, anchor_name, anchor_conf = max(bodies), "S1", CUT_SACRUM_CONFIDENCE
+        discs = discs[:anchor]
+        warnings.append("sacrum not classified: the bone below the lowest disc runs off the image and was taken as S1")
     elif bodies:
         anchor, anchor_name, anchor_conf = max(bodies), "L5", NO_SACRUM_CONFIDENCE
         discs = discs[: anchor + 1] if anchor < len(discs) else discs

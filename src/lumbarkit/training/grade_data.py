@@ -200,13 +200,16 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
     spider_dir, cache_dir = Path(spider_dir), Path(cache_dir)
     spec = spec or CropSpec()
     out = cache_dir / CACHE_NAME
+    folder = packaged_model("segment_2d") if seg_model is None else ModelFolder.load(seg_model)
     if out.is_file() and not rebuild:
         meta = json.loads(str(np.load(out)["meta"]))
-        if meta.get("crop_spec") == spec.to_dict() and meta.get("limit") == limit:
+        same_cut = (meta.get("crop_spec") == spec.to_dict() and meta.get("limit") == limit
+                    and meta.get("seg_model_sha256") == folder.onnx_sha256)
+        if same_cut:
             log.info("using cached grading dataset %s", out)
             return out
+        log.info("rebuilding %s: it was cut with another crop spec, limit or segmentation model", out)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    folder = packaged_model("segment_2d") if seg_model is None else ModelFolder.load(seg_model)
     predict = _one_thread_predict(folder) if threads == 1 else folder.run
     target_mm = float(folder.meta["input"]["pixel_mm"])
     gradings = read_gradings(spider_dir)
