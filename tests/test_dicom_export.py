@@ -84,6 +84,9 @@ def test_source_datasets_finds_the_series(exported):
     assert len(datasets) == exported["scan"].shape[0]
     assert {ds.SeriesInstanceUID for ds in datasets} == {exported["scan"].metadata.series_uid}
     assert all("PixelData" in ds for ds in datasets)
+    headers = source_datasets(exported["folder"], exported["scan"].metadata.series_uid, headers_only=True)
+    assert [ds.SOPInstanceUID for ds in headers] == [ds.SOPInstanceUID for ds in datasets]
+    assert not any("PixelData" in ds for ds in headers)
 
 
 def test_seg_segments_and_provenance(exported):

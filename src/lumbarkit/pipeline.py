@@ -200,7 +200,7 @@ def _identifiers(source, scan: Scan) -> dict:
     try:
         from lumbarkit.io.dicom_export import source_datasets
 
-        ds = source_datasets(Path(source), scan.metadata.series_uid)[0]
+        ds = source_datasets(Path(source), scan.metadata.series_uid, headers_only=True)[0]
     except Exception:  # identifiers are optional extras
         return {}
     keys = ("PatientName", "PatientID", "PatientBirthDate", "StudyDate", "AccessionNumber", "InstitutionName",

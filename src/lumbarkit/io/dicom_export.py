@@ -161,8 +161,8 @@ def _ucum(unit: str | None) -> Any:
 # ----------------------------------------------------------------------------- source series
 
 
-def source_datasets(source: Path, series_uid: str) -> list["pydicom.Dataset"]:
-    """The DICOM instances (with pixel data) of series ``series_uid`` found under ``source``.
+def source_datasets(source: Path, series_uid: str, headers_only: bool = False) -> list["pydicom.Dataset"]:
+    """The DICOM instances (with pixel data unless ``headers_only``) of series ``series_uid`` under ``source``.
 
     ``source`` is a DICOM file or a folder searched recursively (as :func:`lumbarkit.io.dicom.read_dicom`
     does; non-image objects such as earlier SEG/SR files are ignored). Datasets come in file-path order.
@@ -196,10 +196,11 @@ def source_datasets(source: Path, series_uid: str) -> list["pydicom.Dataset"]:
     for file in sorted(files):
         with _quiet_pydicom():
             try:
-                ds = pydicom.dcmread(file, force=True)
+                ds = pydicom.dcmread(file, force=True, stop_before_pixels=headers_only)
             except Exception as exc:
                 raise InputError(f"cannot read DICOM file {file.name}: {_reason(exc)}") from None
-        _set_transfer_syntax(ds)
+        if not headers_only:
+            _set_transfer_syntax(ds)
         out.append(ds)
     return out
 
