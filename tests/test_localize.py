@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lumbarkit.levels import CANAL_ID, label_name
-from lumbarkit.stages.localize import localize
+from lumbarkit.stages.localize import localize, midline_slices
 from lumbarkit.stages.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, SACRUM
 from lumbarkit.synthetic import make_phantom
 
@@ -145,3 +145,18 @@ def test_unsegmented_sacrum_is_inferred_below_a_disc_with_bone_only_above():
     assert "L5/S1" in [d.name for d in levels.discs]
     assert any("inferred" in w for w in levels.warnings)
     assert max(i.confidence for i in levels.instances) <= 0.6
+
+
+def test_disc_like_tissue_on_a_lateral_slice_does_not_move_the_midline():
+    """Large spurious 'disc' on the outermost slice (as lateral muscle can look): the mid-sagittal slab stays central."""
+    ph = make_phantom(noise_sigma=0.0)
+    probs = one_hot_probabilities(ph.labels)
+    n = probs.shape[0]
+    mid = midline_slices(probs)
+    edge = probs[-1]
+    edge[:] = 0.02
+    edge[DISC, : edge.shape[1] // 2] = 0.9  # half the outermost slice looks like disc
+    assert probs[-1, DISC].sum() > max(probs[k, DISC].sum() + probs[k, CANAL].sum() for k in mid)
+    assert midline_slices(probs) == mid and n - 1 not in mid
+    names = named_correctly(localize(ph.scan, probs), ph.labels)
+    assert names == {k: k for k in names}

@@ -131,13 +131,9 @@ class Pipeline:
         t = time.perf_counter()
         levels = localize(scan, semantic.probabilities)
         timings["localize"] = time.perf_counter() - t
-        if len(levels.discs) < MIN_DISCS:
-            raise InputError(f"{len(levels.discs)} intervertebral disc(s) found: is this a sagittal lumbar spine MRI?")
-        body_area, confidence = _median_body_area_mm2(scan, levels), _spine_confidence(semantic.probabilities)
-        if body_area < SMALL_BODY_AREA_MM2 and confidence < LOW_SPINE_CONFIDENCE:
-            raise InputError(f"no convincing spine: small vertebral bodies (median {body_area:.0f} mm2 on a sagittal slice; "
-                             f"lumbar bodies cover ~700-1400 mm2) segmented with low confidence ({confidence:.2f}): "
-                             "is this a sagittal lumbar spine MRI?")
+        reason = not_a_spine(scan, levels, semantic.probabilities)
+        if reason:
+            raise InputError(reason)
         warnings = list(levels.warnings)
 
         t = time.perf_counter()
@@ -172,6 +168,20 @@ class Pipeline:
         timings["total"] = time.perf_counter() - t0
         return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
                           timings, identifiers)
+
+
+def not_a_spine(scan: Scan, levels, probabilities) -> str | None:
+    """Why the segmented scan is not a sagittal lumbar spine (a one-line message), or None when it is one.
+
+    ``benchmarks/not_a_spine.py`` measures the two thresholds on real scans and on non-spine images."""
+    if len(levels.discs) < MIN_DISCS:
+        return f"{len(levels.discs)} intervertebral disc(s) found: is this a sagittal lumbar spine MRI?"
+    body_area, confidence = _median_body_area_mm2(scan, levels), _spine_confidence(probabilities)
+    if body_area < SMALL_BODY_AREA_MM2 and confidence < LOW_SPINE_CONFIDENCE:
+        return (f"no convincing spine: small vertebral bodies (median {body_area:.0f} mm2 on a sagittal slice; "
+                f"lumbar bodies cover ~700-1400 mm2) segmented with low confidence ({confidence:.2f}): "
+                "is this a sagittal lumbar spine MRI?")
+    return None
 
 
 def _median_body_area_mm2(scan: Scan, levels) -> float:

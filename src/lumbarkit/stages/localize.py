@@ -30,6 +30,7 @@ SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its b
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
 MAX_OFF_SPINE_MM = 18.0  # a disc centroid farther than this from the spine curve is not a disc
 BONE_RING_MM = 5.0  # a disc needs bone within this distance above and below it
+MIDLINE_PRIOR_SIGMA = 0.25  # width of the centre prior of the mid-sagittal slab, as a fraction of the slice count
 DISC_REACH_MM = 8.0  # lateral disc voxels join the nearest slab disc within this distance
 
 
@@ -110,8 +111,14 @@ def _thin_direction(mask: np.ndarray, pix: np.ndarray) -> np.ndarray:
 
 
 def midline_slices(probabilities: np.ndarray) -> tuple[int, ...]:
-    """Contiguous slices around the one with most canal + disc probability (>= 60% of its mass)."""
+    """Contiguous slices around the one with most canal + disc probability (>= 60% of its mass).
+
+    The mass is weighted by a Gaussian over the slab centred on its middle slice (sigma
+    MIDLINE_PRIOR_SIGMA x slice count): a sagittal series is planned on the spine, and lateral
+    slices can hold spurious disc-like tissue."""
+    n = len(probabilities)
     mass = probabilities[:, CANAL].sum(axis=(1, 2)) + probabilities[:, DISC].sum(axis=(1, 2))
+    mass = mass * np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (MIDLINE_PRIOR_SIGMA * n)) ** 2)
     best = int(mass.argmax())
     lo = hi = best
     while lo > 0 and mass[lo - 1] >= 0.6 * mass[best]:
