@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N SPIDER slices and N volumes")
     ap.add_argument("--noise", type=int, default=5, help="non-spine images of each kind")
+    ap.add_argument("--csv", type=Path, default=None, help="also write one row per image here")
     args = ap.parse_args()
     model = packaged_model("segment_2d")
     t0 = time.time()
@@ -93,6 +94,12 @@ def main() -> None:
         groups.setdefault(group, []).append((name, *check(load(), model)))
     for name, scan in non_spine_images(args.noise):
         groups.setdefault("non-spine", []).append((name, *check(scan, model)))
+    if args.csv is not None:
+        cols = ["group", "image", "median_body_area_mm2", "confidence", "rejected", "discs_found", "disc_spacing_spread"]
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            w.writerows([group, *r] for group, rows in groups.items() for r in rows)
     print(f"thresholds: rejected when median body area < {SMALL_BODY_AREA_MM2:.0f} mm2 and confidence < "
           f"{LOW_SPINE_CONFIDENCE:.2f} (or fewer than 2 discs); {time.time() - t0:.0f} s")
     for group, rows in groups.items():

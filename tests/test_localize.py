@@ -160,3 +160,28 @@ def test_disc_like_tissue_on_a_lateral_slice_does_not_move_the_midline():
     assert midline_slices(probs) == mid and n - 1 not in mid
     names = named_correctly(localize(ph.scan, probs), ph.labels)
     assert names == {k: k for k in names}
+
+
+def test_not_a_spine_reasons():
+    """A phantom spine passes; discs with bone slivers but no vertebral body, or a lone disc, are not a spine."""
+    from scipy import ndimage as ndi
+
+    from lumbarkit.pipeline import not_a_spine
+
+    ph = make_phantom(noise_sigma=0.0)
+    probs = one_hot_probabilities(ph.labels)
+    assert not_a_spine(ph.scan, localize(ph.scan, probs), probs) is None
+
+    discs = ph.labels >= 110
+    near_disc = np.stack([ndi.binary_dilation(d, iterations=int(2 / ph.scan.spacing_mm[1])) for d in discs])
+    slivers = ph.labels.copy()
+    slivers[(slivers > 0) & (slivers < 100) & ~near_disc] = 0  # only 2 mm of bone left above and below each disc
+    probs = one_hot_probabilities(slivers)
+    levels = localize(ph.scan, probs)
+    assert len(levels.discs) >= 2 and not [v for v in levels.vertebrae if v.name != "S1"]
+    assert "no vertebral body" in not_a_spine(ph.scan, levels, probs)
+
+    one_disc = ph.labels.copy()
+    one_disc[(one_disc >= 110) & (one_disc != 123)] = 0
+    probs = one_hot_probabilities(one_disc)
+    assert "1 intervertebral disc" in not_a_spine(ph.scan, localize(ph.scan, probs), probs)
