@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from lumbarkit.training.seg_evaluate import summarise
 
 REPRODUCE = "lumbarkit train segment --data ../shared/data -o MODELDIR --cv"
@@ -16,7 +18,7 @@ def collect_cv(out: Path, n_folds: int) -> dict | None:
     for k in range(n_folds):
         path = out / f"fold{k}.json"
         if path.exists():
-            rows += json.loads(path.read_text())["rows"]
+            rows += [{**r, "fold": k} for r in json.loads(path.read_text())["rows"]]
             done.append(k)
     if not rows:
         return None
@@ -89,6 +91,14 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
             lines += ["", f"Level naming (volumes with level ids): every labelled level named correctly in "
                       f"{n['cases_all_correct']}/{n['cases']} cases ({n['case_accuracy']:.1%}); "
                       f"{n['level_accuracy']:.1%} of levels correct."]
+            lines += ["", "| fold | volumes all named correctly | body Dice | disc Dice |", "|---|---|---|---|"]
+            for k in s["folds_done"]:
+                fr = [r for r in cv["rows"] if r.get("fold") == k]
+                named = [r["naming_all_correct"] for r in fr if "naming_all_correct" in r]
+                body = [r["dice_vertebral_body"] for r in fr if "dice_vertebral_body" in r]
+                disc = [r["dice_disc"] for r in fr if "dice_disc" in r]
+                lines.append(f"| {k} | {sum(named)}/{len(named)} | {_fmt(float(np.mean(body))) if body else '-'} | "
+                             f"{_fmt(float(np.mean(disc))) if disc else '-'} |")
             misses = [r for r in cv["rows"] if r.get("naming_all_correct") is False]
             if misses:
                 lines += ["", "Cases with a naming error (truth -> predicted):", ""]
