@@ -276,11 +276,11 @@ from dataclasses import replace
 import lumbarkit.batch as b
 from lumbarkit.pipeline import PipelineConfig
 
-def crashing(job, outdir, config):  # defined in __main__: shipped to the workers by value
+def crashing(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
     if job.id == "boom":
         os._exit(3)  # the worker process dies, as on a native crash or the OOM killer
     from lumbarkit.batch import run_job
-    return run_job(job, outdir, config)
+    return run_job(job, outdir, config, timeout_s)
 
 if __name__ == "__main__":
     b.run_job = crashing
@@ -321,3 +321,49 @@ def test_folder_and_manifest_give_the_same_ids(cohort_folder):
         assert {j.id for j in discover_jobs(manifest).jobs} == {j.id for j in folder_jobs}
     finally:
         manifest.unlink()
+
+
+STUCK_SCRIPT = """
+import sys, time
+from dataclasses import replace
+import lumbarkit.batch as b
+from lumbarkit.pipeline import PipelineConfig
+
+def stuck(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
+    import lumbarkit.batch as lb
+    if job.id == "stuck":
+        class Hang:
+            def analyze(self, *args, **kwargs):
+                time.sleep(3600)  # as a stuck read or a native call that never returns
+        config = replace(config, tta=not config.tta)  # a pipeline of its own: the good series is untouched
+        lb._PIPELINES[config] = Hang()
+    return lb.run_job(job, outdir, config, timeout_s)
+
+if __name__ == "__main__":
+    b.run_job = stuck
+    good = b.read_manifest(sys.argv[1])[0]
+    s = b.run_batch([good, replace(good, id="stuck")], sys.argv[2], workers=2, config=PipelineConfig(hotspots=False),
+                    progress=False, timeout_s=12)
+    print(s.line())
+"""
+
+
+def test_a_stuck_series_times_out_and_the_batch_goes_on(manifest, tmp_path):
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_SCRIPT)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, str(script), str(manifest), str(tmp_path / "out")], capture_output=True,
+                          text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 analysed" in proc.stdout and "1 failed" in proc.stdout
+    row, = _rows(tmp_path / "out" / "errors.csv")
+    assert row["series_id"] == "stuck" and "timed out" in row["reason"] and "12 s" in row["reason"]
+    assert (tmp_path / "out" / "spider_1_t2" / MARKER).is_file()
+    assert _leftovers(tmp_path / "out") == []
+    assert time.time() - t0 < 300
+
+
+def test_timeout_must_be_positive(tmp_path):
+    proc = _cli("batch", str(tmp_path), "-o", str(tmp_path / "out"), "--timeout", "0")
+    assert proc.returncode != 0 and "--timeout must be a positive" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -190,8 +190,26 @@ def publish(outdir: Path, job: Job, tmp: Path, config: PipelineConfig) -> Path:
     return final
 
 
-def run_job(job: Job, outdir: str, config: PipelineConfig) -> JobOutcome:
-    """Analyse one series and publish its folder; every error is caught and reported."""
+def timeout_note(outdir: Path, job_id: str) -> Path:
+    """File a worker leaves when it gives up on ``job_id`` after the time limit (removed as stale by reruns)."""
+    return outdir / f"{TMP_PREFIX}timeout-{job_id}"
+
+
+def _give_up(out: Path, job: Job, tmp: Path, view: Path, timeout_s: float) -> None:
+    """Time limit reached: note it for the client, clean up, and end this worker process (its nanny restarts it)."""
+    try:
+        timeout_note(out, job.id).write_text(f"{timeout_s:g}\n")
+        _remove(tmp)
+        _remove(view)
+    finally:
+        os._exit(70)
+
+
+def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | None = None) -> JobOutcome:
+    """Analyse one series and publish its folder; every error is caught and reported.
+
+    With ``timeout_s`` a series still running after that many seconds ends the worker process
+    (nothing else can stop a stuck native call); the client reports it as timed out."""
     from lumbarkit.report.outputs import write_outputs
 
     t0 = time.perf_counter()
@@ -199,6 +217,11 @@ def run_job(job: Job, outdir: str, config: PipelineConfig) -> JobOutcome:
     token = f"{TMP_PREFIX}{job.id}-{uuid.uuid4().hex[:8]}"
     tmp, view = out / token, out / f"{token}.view"
     outcome = JobOutcome(job.id, False, worker_pid=os.getpid())
+    watchdog = None
+    if timeout_s:
+        watchdog = threading.Timer(timeout_s, _give_up, args=(out, job, tmp, view, timeout_s))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         pipeline = worker_pipeline(config)
         result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series)
@@ -211,6 +234,8 @@ def run_job(job: Job, outdir: str, config: PipelineConfig) -> JobOutcome:
         outcome.reason = one_line(f"unexpected {type(exc).__name__}: {exc}" + " (traceback in errors.log)")
         outcome.traceback = traceback.format_exc()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         _remove(tmp)
         _remove(view)
     if not outcome.ok and not (out / job.id / MARKER).exists():
@@ -347,8 +372,11 @@ def _progress(console, enabled: bool):
 
 def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None, scheduler: str | None = None,
               resume: bool = True, config: PipelineConfig | None = None, progress: bool = True,
-              console=None) -> BatchSummary:
+              console=None, timeout_s: float | None = None) -> BatchSummary:
     """Analyse ``jobs`` into ``outdir`` on Dask and rebuild the cohort files; see the module docstring.
+
+    ``timeout_s`` limits the seconds one series may take (None: no limit); a series over the limit
+    is tried once more on a fresh worker process, then becomes an error row.
 
     Raises
     ------
@@ -387,7 +415,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
             with dask_client(summary.workers, scheduler) as client:
                 summary.timings_s["startup"] = time.perf_counter() - t
                 t = time.perf_counter()
-                _run_pending(client, pending, outdir, config, summary, tracebacks, console, progress)
+                _run_pending(client, pending, outdir, config, summary, tracebacks, console, progress, timeout_s)
                 summary.timings_s["analysis"] = time.perf_counter() - t
         t = time.perf_counter()
         summary.cohort = write_cohort(outdir)
@@ -407,11 +435,12 @@ def _check_models(config: PipelineConfig) -> None:
 
 
 def _run_pending(client, pending: list[Job], outdir: Path, config: PipelineConfig, summary: BatchSummary,
-                 tracebacks: dict[str, str], console, progress: bool) -> None:
+                 tracebacks: dict[str, str], console, progress: bool, timeout_s: float | None = None) -> None:
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
-    futures = [client.submit(run_job, job, str(outdir), config, key=f"lumbarkit-{job.id}-{run}", pure=False) for job in pending]
+    futures = [client.submit(run_job, job, str(outdir), config, timeout_s, key=f"lumbarkit-{job.id}-{run}", pure=False)
+               for job in pending]
     by_key = {f.key: job for f, job in zip(futures, pending)}
     with _progress(console, progress) as bar:
         task = bar.add_task("analysing", total=len(futures), failed=0)
@@ -419,8 +448,14 @@ def _run_pending(client, pending: list[Job], outdir: Path, config: PipelineConfi
             job = by_key[future.key]
             try:
                 outcome = future.result()
-            except Exception as exc:  # the worker died (KilledWorker) or the task was lost
-                outcome = JobOutcome(job.id, False, _death_reason(exc))
+            except Exception as exc:  # the worker died (KilledWorker, also after a time-out) or the task was lost
+                note = timeout_note(outdir, job.id)
+                if note.exists():
+                    outcome = JobOutcome(job.id, False, f"timed out: still running after {note.read_text().strip()} s "
+                                                        "(twice; see --timeout); its worker process was restarted")
+                    note.unlink(missing_ok=True)
+                else:
+                    outcome = JobOutcome(job.id, False, _death_reason(exc))
             future.release()
             summary.outcomes.append(outcome)
             if outcome.ok:

@@ -22,6 +22,8 @@ def batch(
     no_resume: bool = typer.Option(False, "--no-resume", help="Redo series already complete in OUT (default: skip them)."),
     no_hotspots: bool = typer.Option(False, "--no-hotspots", help="Skip the evidence hotspot maps (faster)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline options (segment_model, grade_model, tta, hotspots, hotspot_tasks)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds one series may take (e.g. 600); a series still running is "
+                                                                    "retried once on a fresh worker, then reported in errors.csv. Default: no limit."),
 ) -> None:
     """Analyse every series of a folder or manifest in parallel; writes OUT/<id>/ like `analyze` plus
     cohort.csv/.parquet, vertebrae.csv, errors.csv, index.csv and summary plots. A rerun resumes."""
@@ -35,6 +37,8 @@ def batch(
 
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and not timeout > 0:
+        raise InputError(f"--timeout must be a positive number of seconds, got {timeout}")
     if workers is not None and scheduler:
         raise InputError("--workers sizes a local cluster; with --scheduler the scheduler's workers are used")
     if input.exists() and out.exists() and input.resolve() == out.resolve():
@@ -50,7 +54,7 @@ def batch(
         console.print(f"[yellow]note:[/yellow] {note}")
     try:
         summary = run_batch(found.jobs, out, workers=workers, scheduler=scheduler, resume=not no_resume, config=cfg,
-                            console=console)
+                            console=console, timeout_s=timeout)
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
