@@ -167,6 +167,8 @@ def test_shipped_grader_card_and_size():
     assert (folder.path / "weights.safetensors").stat().st_size < 20e6
     assert folder.meta["training"]["data"]["discs"] > 1000
     assert "cv" in folder.meta["metrics"]
+    assert folder.meta["metrics"]["cv"]["folds_done"] == [0, 1, 2, 3, 4]  # a complete patient-level CV
+    assert "## Ablation" in card and "(5 of 5)" in card
 
 
 def test_grade_cli_writes_levels_csv_on_a_spider_slice(shared_data, tmp_path):

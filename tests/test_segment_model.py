@@ -24,6 +24,10 @@ def test_packaged_model_loads_and_describes_itself():
     assert set(model.meta["files"]) == {"model.onnx", "weights.safetensors"}
     out = model.run(np.zeros((1, 1, 64, 48), dtype=np.float32))
     assert out.shape == (1, len(model.meta["classes"]), 64, 48)
+    cv = model.meta["metrics"]["cv"]
+    assert cv["folds_done"] == list(range(cv["n_folds"])) and cv["n_folds"] == 5  # a complete patient-level CV
+    card = (model.path / "MODEL_CARD.md").read_text()
+    assert "Folds finished: 5 of 5" in card and "lumbarkit train segment" in card
 
 
 def test_tampered_model_file_is_refused(tmp_path):

@@ -160,7 +160,7 @@ def write_table(cache, out: Path, base: GradeTrainConfig, trunks=TRUNKS, losses=
         f"Patient-level {base.n_folds}-fold split (seed {base.seed}); **folds pooled: {folds} "
         f"({n_done} of {base.n_folds})**" + (" - a partial CV, cut to fit the CPU budget." if n_done < base.n_folds else "."),
         f"Each configuration: {base.epochs} epochs, batch {base.batch_size}, AdamW one-cycle lr {base.lr}, "
-        f"1 CPU thread; TTA = mean softmax over 8 fixed variants (shifts, zoom, gamma), scored from the same nets.",
+        f"{base.threads} CPU thread(s); TTA = mean softmax over 8 fixed variants (shifts, zoom, gamma), scored from the same nets.",
         f"Screening: after fold 0, trunks scoring more than {SCREEN_MARGIN} below the best are not trained on the "
         "other folds; their rows (marked *screened out*) show fold 0 only"
         + (f": {', '.join(sorted({r['trunk'] for r in rows if r['screened_out']}))}." if len(kept) < len(rows) else " (none so far)."),

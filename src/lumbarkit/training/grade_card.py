@@ -95,7 +95,7 @@ def write_card(model_dir: str | Path, cv: dict | None, ablation_md: str | Path |
         "- class counts: " + "; ".join(f"{k} {v}" for k, v in d["class_counts"].items()),
         "",
         f"Recipe: {tr['config']['epochs']} epochs, batch {tr['config']['batch_size']}, AdamW one-cycle lr {tr['config']['lr']}, "
-        f"seed {tr['config']['seed']}, 1 CPU thread ({tr.get('seconds_per_epoch')} s/epoch); augmentation (MONAI): rotation "
+        f"seed {tr['config']['seed']}, {tr['config'].get('threads', 1)} CPU thread(s) ({tr.get('seconds_per_epoch')} s/epoch); augmentation (MONAI): rotation "
         "+-10 deg, translation, scaling +-10 %, gamma, intensity scale, slice-order flip for stacks.",
         "",
         "## Cross-validated metrics (patient-level folds, held-out patients only)",
