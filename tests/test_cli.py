@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -61,6 +62,9 @@ def test_demo(tmp_path):
     report = out / "analysis" / "report.html"
     assert f"report: {report}" in res.stdout.replace("\n", "")
     assert report.is_file() and (out / "analysis" / "result.json").is_file()
+    with open(out / "analysis" / "levels.csv", newline="") as fh:
+        grades = [r["meyerding_grade"] for r in csv.DictReader(fh)]
+    assert grades and all(g in ("", "0") for g in grades)  # the phantom has no slip: none may be reported
     again = lumbarkit("demo", "-o", out)  # refuses to mix two phantom series in one folder
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert lumbarkit("demo", "-o", out, "--overwrite").returncode == 0

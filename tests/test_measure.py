@@ -210,14 +210,19 @@ def test_implausibly_tall_disc_is_not_measured(gap_mm, plausible):
         assert "implausible disc height 40 mm" in seg.height_middle.missing_reason
 
 
-def test_slip_needs_a_full_lower_endplate():
-    """A sacrum segmented only in part (a short S1 endplate) gives no slip instead of a huge percentage."""
+@pytest.mark.parametrize("s1_mm", [12.0, 26.0, 34.0])
+def test_slip_needs_a_full_lower_endplate(s1_mm):
+    """A sacrum segmented only in part (S1 endplate 12 or 26 mm under a 34 mm L5) gives no slip instead of a
+    wrong percentage; a whole one (34 mm, aligned) gives a slip of about 0."""
     g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.5)
     g.paint(body(np.array([0.0, -30.0]), 34.0, 26.0, 26.0), 24)  # L5
-    g.paint(body(np.array([-6.0, 0.0]), 12.0, 14.0, 14.0), 26)  # 12 mm of the S1 endplate segmented
+    g.paint(body(np.array([(s1_mm - 34.0) / 2, 0.0]), s1_mm, 14.0, 14.0), 26)  # S1 flush with L5's anterior wall
     seg = measure(g.scan(), g.labels).disc("L5/S1")
-    assert not seg.slip_percent.ok and "only partly segmented" in seg.slip_percent.missing_reason
-    assert not seg.meyerding_grade.ok
+    if s1_mm < 34.0:
+        assert not seg.slip_percent.ok and "only partly segmented" in seg.slip_percent.missing_reason
+        assert not seg.meyerding_grade.ok
+    else:
+        assert seg.slip_percent.ok and abs(seg.slip_percent.value) < 3.0 and seg.meyerding_grade.value == 0
 
 
 def test_lordosis_from_l1_and_s1_and_fallback():
