@@ -453,9 +453,9 @@ def _run_pending(client, pending: list[Job], outdir: Path, config: PipelineConfi
                 if note.exists():
                     outcome = JobOutcome(job.id, False, f"timed out: still running after {note.read_text().strip()} s "
                                                         "(twice; see --timeout); its worker process was restarted")
-                    note.unlink(missing_ok=True)
                 else:
                     outcome = JobOutcome(job.id, False, _death_reason(exc))
+            timeout_note(outdir, job.id).unlink(missing_ok=True)  # also after a retry that made it in time
             future.release()
             summary.outcomes.append(outcome)
             if outcome.ok:
