@@ -50,7 +50,7 @@ def test_ablation_folds_screening_table_and_best(tiny_cache, tmp_path, monkeypat
     def resnet_loses(cache, out_dir, cfg, t=ga.TRUNKS, lo=ga.LOSSES):
         """As if resnet had scored far below vggm once every configuration finished fold 0."""
         first_fold_done = all((out_dir / f"{a}__{b}" / "fold0.npz").exists() for a in t for b in lo)
-        return {"resnet"} if first_fold_done else set()
+        return {"resnet"} if first_fold_done and "vggm" in t else set()  # resnet alone is compared with nothing
 
     monkeypatch.setattr(ga, "screened_out", resnet_loses)
     md = ga.run_ablation(tiny_cache, out, base, trunks=trunks, losses=losses)
@@ -69,3 +69,9 @@ def test_ablation_folds_screening_table_and_best(tiny_cache, tmp_path, monkeypat
     assert best["trunk"] == "vggm"
     text = md.read_text()
     assert "*screened out*" in text and "folds pooled: 0,1 (2 of 2)" in text
+
+    # the screened-out trunk run on the remaining fold after all: pooled like the others
+    ga.run_ablation(tiny_cache, out, base, folds=[1], trunks=("resnet",), losses=losses)
+    rows = ga.ablation_rows(tiny_cache, out, base, trunks, losses)
+    assert all(not r["screened_out"] and r["folds"] == "0,1" and r["n_discs"] == 48 for r in rows)
+    assert "none (every trunk has every pooled fold)" in ga.write_table(tiny_cache, out, base, trunks, losses).read_text()

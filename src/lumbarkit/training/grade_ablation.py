@@ -106,6 +106,10 @@ def ablation_rows(cache, out: Path, base: GradeTrainConfig, trunks=TRUNKS, losse
     common = sorted(set.intersection(*done_sets)) if done_sets else []
     if folds is not None:
         common = sorted(set(common) & {int(k) for k in folds})
+    # a screened-out trunk that was run on the other folds after all is pooled like the rest
+    dropped = {t for t in dropped if not all(set(common) <= {k for k in range(base.n_folds)
+                                                              if (out / f"{t}__{loss}" / f"fold{k}.npz").exists()}
+                                             for loss in losses)}
     rows = []
     for trunk in trunks:
         for loss in losses:
@@ -163,7 +167,8 @@ def write_table(cache, out: Path, base: GradeTrainConfig, trunks=TRUNKS, losses=
         f"{base.threads} CPU thread(s); TTA = mean softmax over 8 fixed variants (shifts, zoom, gamma), scored from the same nets.",
         f"Screening: after fold 0, trunks scoring more than {SCREEN_MARGIN} below the best are not trained on the "
         "other folds; their rows (marked *screened out*) show fold 0 only"
-        + (f": {', '.join(sorted({r['trunk'] for r in rows if r['screened_out']}))}." if len(kept) < len(rows) else " (none so far)."),
+        + (f": {', '.join(sorted({r['trunk'] for r in rows if r['screened_out']}))}." if len(kept) < len(rows)
+           else ": none (every trunk has every pooled fold)."),
         "Metrics are out-of-fold (held-out patients only). bacc = balanced accuracy, qwk = quadratic kappa,",
         "ldd3 = 3-class mild/moderate/severe accuracy, modic any = Modic any-vs-none balanced accuracy.",
         f"Best = highest mean of {', '.join(SELECTION)}.",
