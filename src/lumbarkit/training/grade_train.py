@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,8 +212,11 @@ def write_fold(net, data: GradeDataset, test_idx: np.ndarray, cfg: GradeTrainCon
         m = evaluate_grades(TASKS, test.labels, prob, n_boot=0)
         summary[tag] = headline(m)
     path = out / f"fold{fold}.npz"
-    np.savez_compressed(path, **arrays)
     (out / f"fold{fold}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    tmp = out / f".fold{fold}.npz.partial"
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    os.replace(tmp, path)  # the .npz marks the fold done: readers in other processes never see half a file
     log.info("fold %d: %s", fold, summary["tta"])
     return path
 
