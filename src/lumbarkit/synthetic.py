@@ -810,25 +810,21 @@ def _disc_field(q: np.ndarray, pts: np.ndarray, nucleus: float, annulus: float) 
 
 
 def _solve_gain(other: np.ndarray, marrow: np.ndarray, target: float) -> float:
-    """Gain g >= 0 with median(other + g * marrow) == target (bisection; the median grows with g)."""
+    """Gain g >= 0 with median(other + g * marrow) == target (the median grows with g)."""
+    from scipy.optimize import brentq
+
     if not (marrow > 0).any():
         return 1.0
 
-    def med(g: float) -> float:
-        return float(np.median(other + g * marrow))
+    def excess(g: float) -> float:
+        return float(np.median(other + g * marrow)) - target
 
-    lo, hi = 0.0, 1.0
-    if med(lo) >= target:
+    if excess(0.0) >= 0:
         return 0.0
-    while med(hi) < target and hi < 1e6:
+    hi = 1.0
+    while excess(hi) < 0 and hi < 1e6:
         hi *= 2.0
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if med(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return hi if excess(hi) < 0 else float(brentq(excess, 0.0, hi))
 
 
 def _abdomen(grid: _Grid, pts: np.ndarray, s_range: tuple[float, float], anat: _Anatomy, v: Mapping[str, float],
