@@ -65,8 +65,8 @@ def main() -> None:
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
     from lumbarkit.models.folder import ModelFolder, packaged_model
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.segment import segment
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s1_segment import segment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="segmentation model folder (default: packaged)")

@@ -2,7 +2,7 @@
 
 The slip measure needs the lower body's superior endplate as its reference; a much shorter one than the
 upper body's inferior endplate means the lower body was only partly segmented (``MIN_ENDPLATE_RATIO`` in
-``lumbarkit.stages.measure_discs``). This prints how short that endplate gets on real, fully labelled
+``lumbarkit.stages.s3_measure.discs``). This prints how short that endplate gets on real, fully labelled
 anatomy, and how many pairs the current threshold would refuse.
 
     python benchmarks/endplate_ratio.py [--data ../shared/data]
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-import lumbarkit.stages.measure_discs as measure_discs
+import lumbarkit.stages.s3_measure.discs as measure_discs
 from lumbarkit.io import load_scan
 from lumbarkit.io.volume import read_label_volume
-from lumbarkit.stages.measure import measure
+from lumbarkit.stages.s3_measure import measure
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ def main() -> None:
 
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
-    from lumbarkit.stages.measure import measure
+    from lumbarkit.stages.s3_measure import measure
 
     volumes = args.data / "volumes"
     if not (volumes / "index.csv").exists():

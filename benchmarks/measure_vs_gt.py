@@ -47,12 +47,12 @@ def main() -> None:
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
     from lumbarkit.nets.segmentation import build_segmentation_net
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.measure import measure
-    from lumbarkit.stages.segment import predict_probabilities
-    from lumbarkit.training.seg_data import list_cases, patient_folds
-    from lumbarkit.training.seg_evaluate import torch_predictor
-    from lumbarkit.training.seg_train import SegTrainConfig
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s3_measure import measure
+    from lumbarkit.stages.s1_segment import predict_probabilities
+    from lumbarkit.training.segment.data import list_cases, patient_folds
+    from lumbarkit.training.segment.evaluate import torch_predictor
+    from lumbarkit.training.segment.train import SegTrainConfig
 
     cfg = SegTrainConfig()
     cases = [c for c in list_cases(args.data) if c["source"] in ("vb1", "vb2", "vb3")]

@@ -1,4 +1,4 @@
-"""Level naming on held-out volumes with and without two rules of ``lumbarkit.stages.localize``.
+"""Level naming on held-out volumes with and without two rules of ``lumbarkit.stages.s2_localize``.
 
 Each volume with level ids is segmented by the cross-validation fold model trained without its patient
 (``MODELDIR/work_fold{k}/checkpoint.pt`` from ``lumbarkit train segment --cv``); its probabilities are
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-import lumbarkit.stages.localize as localize_module
+import lumbarkit.stages.s2_localize as localize_module
 from lumbarkit.io import load_scan
 from lumbarkit.io.volume import read_label_volume
-from lumbarkit.stages.segment import predict_probabilities
-from lumbarkit.training.seg_data import list_cases, patient_folds
-from lumbarkit.training.seg_evaluate import naming_scores, torch_predictor
-from lumbarkit.training.seg_train import SegTrainConfig, _finished_net
+from lumbarkit.stages.s1_segment import predict_probabilities
+from lumbarkit.training.segment.data import list_cases, patient_folds
+from lumbarkit.training.segment.evaluate import naming_scores, torch_predictor
+from lumbarkit.training.segment.train import SegTrainConfig, _finished_net
 
 RULES_OFF = {"MIN_CUT_WIDTH_MM": 1e9, "MIDLINE_PRIOR_SIGMA": 1e9}
 

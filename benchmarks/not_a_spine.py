@@ -24,8 +24,8 @@ from lumbarkit.io import load_scan
 from lumbarkit.models.folder import packaged_model
 from lumbarkit.pipeline import LOW_SPINE_CONFIDENCE, SMALL_BODY_AREA_MM2, _median_body_area_mm2, _spine_confidence, not_a_spine
 from lumbarkit.scan import Scan
-from lumbarkit.stages.localize import localize
-from lumbarkit.stages.segment import segment
+from lumbarkit.stages.s2_localize import localize
+from lumbarkit.stages.s1_segment import segment
 
 
 def non_spine_images(n_each: int, seed: int = 0) -> list[tuple[str, Scan]]:

@@ -23,8 +23,8 @@ def main() -> None:
     t = time.time()
     from lumbarkit.io import load_scan
     from lumbarkit.models.folder import packaged_model
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.segment import segment
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s1_segment import segment
 
     model = packaged_model("segment_2d")
     _ = model.session

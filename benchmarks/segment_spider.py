@@ -21,8 +21,8 @@ from lumbarkit.io import load_scan
 from lumbarkit.levels import LUMBAR_DISCS
 from lumbarkit.models.folder import ModelFolder, packaged_model
 from lumbarkit.report.qc_segment import save_montage
-from lumbarkit.stages.localize import localize
-from lumbarkit.stages.segment import segment
+from lumbarkit.stages.s2_localize import localize
+from lumbarkit.stages.s1_segment import segment
 
 LUMBAR5 = LUMBAR_DISCS[1:]  # L1/L2 .. L5/S1
 

@@ -21,6 +21,6 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def phantom():
     """The default synthetic T2 phantom (straight spine, seed 0), built once; treat it as read-only."""
-    from lumbarkit.synthetic import make_phantom
+    from lumbarkit.phantom import make_phantom
 
     return make_phantom()

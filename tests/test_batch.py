@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumbarkit.batch_cohort import MARKER
+from lumbarkit.batch.cohort import MARKER
 from lumbarkit.report.outputs import TMP_PREFIX
 
 SPIDER_SLICES = ("1_t2", "10_t2", "100_t2")  # mid-sagittal T2 slices, spacing from series.csv

@@ -29,7 +29,7 @@ def test_version():
 
 
 def test_info_on_phantom_nifti(tmp_path, phantom):
-    from lumbarkit.synthetic import write_phantom
+    from lumbarkit.phantom import write_phantom
 
     files = write_phantom(phantom, tmp_path, fmt="nifti")
     res = lumbarkit("info", files["image"])
@@ -72,7 +72,7 @@ def test_demo(tmp_path):
 
 @pytest.mark.parametrize("command", ["help", "info"])
 def test_help_and_info_never_import_torch(tmp_path, phantom, command):
-    from lumbarkit.synthetic import write_phantom
+    from lumbarkit.phantom import write_phantom
 
     image = write_phantom(phantom, tmp_path, fmt="nifti")["image"]
     argv = ["--help"] if command == "help" else ["info", str(image)]

@@ -7,9 +7,9 @@ import pytest
 
 from lumbarkit.levels import DISC_OFFSET, LUMBAR_DISCS, VERTEBRA_IDS, disc_id, label_name
 from lumbarkit.scan import Scan, Segmentation
-from lumbarkit.stages.crops import CropSpec, extract_disc_crops
-from lumbarkit.stages.localize import LevelInstance, Levels
-from lumbarkit.synthetic import make_phantom
+from lumbarkit.stages.s4_crops import CropSpec, extract_disc_crops
+from lumbarkit.stages.s2_localize import LevelInstance, Levels
+from lumbarkit.phantom import make_phantom
 
 
 def levels_from_labels(scan: Scan, labels: np.ndarray) -> Levels:

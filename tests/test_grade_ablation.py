@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lumbarkit.stages.crops import CropSpec  # noqa: E402
+from lumbarkit.stages.s4_crops import CropSpec  # noqa: E402
 from lumbarkit.tasks import TASKS  # noqa: E402
-from lumbarkit.training import grade_ablation as ga  # noqa: E402
-from lumbarkit.training.grade_data import CACHE_NAME  # noqa: E402
-from lumbarkit.training.grade_train import GradeTrainConfig  # noqa: E402
+from lumbarkit.training.grade import ablation as ga  # noqa: E402
+from lumbarkit.training.grade.data import CACHE_NAME  # noqa: E402
+from lumbarkit.training.grade.train import GradeTrainConfig  # noqa: E402
 
 
 @pytest.fixture

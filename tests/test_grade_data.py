@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lumbarkit.training import grade_data as gd
+from lumbarkit.training.grade import data as gd
 
 LUMBAR = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from lumbarkit.tasks import MISSING, TASK_NAMES, encode_row, get_task, ldd_index, ldd_probabilities, pfirrmann_to_ldd  # noqa: E402
-from lumbarkit.training.grade_metrics import (  # noqa: E402
+from lumbarkit.training.grade.metrics import (  # noqa: E402
     auc,
     balanced_accuracy,
     bootstrap_ci,

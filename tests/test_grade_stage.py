@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from lumbarkit.stages import grade as grade_stage
-from lumbarkit.stages.crops import CropSpec
+from lumbarkit.stages import s5_grade as grade_stage
+from lumbarkit.stages.s4_crops import CropSpec
 from lumbarkit.tasks import TASKS
 
 # The issue's levels.csv columns, spelled out (not derived from the code under test).
@@ -41,7 +41,7 @@ def test_tta_variants_keep_shape_and_identity_first():
 
 
 def test_inference_module_does_not_import_torch():
-    code = "import sys, lumbarkit.stages.grade, lumbarkit.cli.grade; print('torch' in sys.modules)"
+    code = "import sys, lumbarkit.stages.s5_grade, lumbarkit.cli.grade; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
@@ -54,9 +54,9 @@ def tiny_model(tmp_path_factory):
     import torch
 
     from lumbarkit.nets.grader import build_grader, default_spec
-    from lumbarkit.training.grade_data import GradeDataset
-    from lumbarkit.training.grade_export import export_grader
-    from lumbarkit.training.grade_train import GradeTrainConfig
+    from lumbarkit.training.grade.data import GradeDataset
+    from lumbarkit.training.grade.export import export_grader
+    from lumbarkit.training.grade.train import GradeTrainConfig
 
     torch.manual_seed(0)
     spec = CropSpec()
@@ -77,7 +77,7 @@ def _truth_levels(phantom):
     """Levels straight from the phantom's VerSe label map (no segmentation model involved)."""
     from lumbarkit.levels import DISC_OFFSET, label_name
     from lumbarkit.scan import Segmentation
-    from lumbarkit.stages.localize import LevelInstance, Levels
+    from lumbarkit.stages.s2_localize import LevelInstance, Levels
 
     scan, labels = phantom.scan, phantom.labels
     instances = []

@@ -94,7 +94,7 @@ def test_grad_cam_layer_gives_a_spatial_map_with_gradients(model):
 
 def test_losses_mask_missing_labels_and_match_their_definitions():
     from lumbarkit.tasks import get_task
-    from lumbarkit.training.grade_losses import GradeLoss, class_balanced_weights, count_classes
+    from lumbarkit.training.grade.losses import GradeLoss, class_balanced_weights, count_classes
 
     tasks = [get_task("pfirrmann"), get_task("herniation")]
     g = torch.Generator().manual_seed(0)
@@ -126,7 +126,7 @@ def test_losses_mask_missing_labels_and_match_their_definitions():
 
 def test_a_few_training_steps_reduce_the_loss():
     from lumbarkit.tasks import TASKS
-    from lumbarkit.training.grade_losses import GradeLoss
+    from lumbarkit.training.grade.losses import GradeLoss
 
     torch.manual_seed(0)
     model = build_grader({"trunk": "vggm", "in_channels": 1, "dropout": 0.0})

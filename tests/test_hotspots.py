@@ -44,7 +44,7 @@ def _peak_in_region(m: np.ndarray) -> bool:
 
 
 def test_saliency_peaks_where_the_score_reads():
-    from lumbarkit.stages.hotspots import saliency_maps
+    from lumbarkit.stages.s6_hotspots import saliency_maps
 
     maps = saliency_maps(RegionNet(), _crop(), tasks=("pfirrmann", "modic"), n_augment=4)
     assert set(maps) == {(0, "pfirrmann")}  # a task the net lacks is skipped
@@ -56,7 +56,7 @@ def test_saliency_peaks_where_the_score_reads():
 
 
 def test_gradcam_follows_the_channel_the_score_uses():
-    from lumbarkit.stages.hotspots import gradcam_maps
+    from lumbarkit.stages.s6_hotspots import gradcam_maps
 
     m = gradcam_maps(RegionNet(), _crop(0.9))[(0, "pfirrmann")]
     # the score grows with channel 0 (= x): Grad-CAM highlights where x is large, i.e. REGION
@@ -69,7 +69,7 @@ def test_occlusion_through_onnx_peaks_where_the_score_reads(tmp_path):
     pytest.importorskip("onnx")
     import onnxruntime as ort
 
-    from lumbarkit.stages.hotspots import occlusion_maps
+    from lumbarkit.stages.s6_hotspots import occlusion_maps
 
     class Folder:  # the one attribute occlusion_maps needs from a ModelFolder
         def __init__(self, path):
@@ -92,7 +92,7 @@ def test_occlusion_through_onnx_peaks_where_the_score_reads(tmp_path):
 def test_overlay_png_writes_an_image(tmp_path):
     import imageio.v3 as iio
 
-    from lumbarkit.stages.hotspots import overlay_png
+    from lumbarkit.stages.s6_hotspots import overlay_png
 
     heat = np.zeros((H, W), dtype=np.float32)
     heat[REGION] = 1.0

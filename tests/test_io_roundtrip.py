@@ -7,7 +7,7 @@ import pytest
 
 from lumbarkit.io import load_scan
 from lumbarkit.io.volume import read_label_volume, write_itk, write_nifti
-from lumbarkit.synthetic import make_phantom, write_phantom
+from lumbarkit.phantom import make_phantom, write_phantom
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from lumbarkit.levels import CANAL_ID, label_name
-from lumbarkit.stages.localize import localize, midline_slices
-from lumbarkit.stages.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, SACRUM
-from lumbarkit.synthetic import make_phantom
+from lumbarkit.stages.s2_localize import localize, midline_slices
+from lumbarkit.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, SACRUM
+from lumbarkit.phantom import make_phantom
 
 
 def one_hot_probabilities(labels: np.ndarray, p: float = 0.9) -> np.ndarray:

@@ -18,7 +18,7 @@ import pytest
 
 from lumbarkit.errors import InputError
 from lumbarkit.scan import Scan, to_canonical
-from lumbarkit.stages.measure import (
+from lumbarkit.stages.s3_measure import (
     CSV_COLUMNS,
     SpineMeasurements,
     canal_stenosis,
@@ -29,7 +29,7 @@ from lumbarkit.stages.measure import (
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-HAS_SYNTHETIC = importlib.util.find_spec("lumbarkit.synthetic") is not None
+HAS_SYNTHETIC = importlib.util.find_spec("lumbarkit.phantom") is not None
 
 
 # ---------------------------------------------------------------- grades
@@ -334,7 +334,7 @@ def test_qc_png(tmp_path):
     assert image.ndim == 3 and image.shape[0] > 500
 
 
-# ---------------------------------------------------------------- synthetic phantom (lumbarkit.synthetic)
+# ---------------------------------------------------------------- synthetic phantom (lumbarkit.phantom)
 
 
 def _expected_genant(truth, name):
@@ -356,10 +356,10 @@ PHANTOMS = [
 ]
 
 
-@pytest.mark.skipif(not HAS_SYNTHETIC, reason="lumbarkit.synthetic is not available in this build")
+@pytest.mark.skipif(not HAS_SYNTHETIC, reason="lumbarkit.phantom is not available in this build")
 @pytest.mark.parametrize("params", PHANTOMS, ids=[f"phantom{i}" for i in range(len(PHANTOMS))])
 def test_phantom_against_truth(params):
-    from lumbarkit.synthetic import CANAL_DEPTH_MM, make_phantom
+    from lumbarkit.phantom import CANAL_DEPTH_MM, make_phantom
 
     ph = make_phantom(noise_sigma=0.0, **{"n_slices": 3, **params})
     m = measure(ph.scan, ph.labels)
@@ -391,9 +391,9 @@ def test_phantom_against_truth(params):
         assert d.meyerding_grade.value == meyerding_grade(slip), (d.name, slip)
 
 
-@pytest.mark.skipif(not HAS_SYNTHETIC, reason="lumbarkit.synthetic is not available in this build")
+@pytest.mark.skipif(not HAS_SYNTHETIC, reason="lumbarkit.phantom is not available in this build")
 def test_phantom_without_disc_labels_and_coarse_grid():
-    from lumbarkit.synthetic import make_phantom
+    from lumbarkit.phantom import make_phantom
 
     ph = make_phantom(spacing_mm=(3.0, 1.0, 1.0), n_slices=3, noise_sigma=0.0, lordosis_deg=40.0, tilt_deg=7.0, slip_mm={"L5": 8.0})
     labels = np.where((ph.labels > 100) & (ph.labels < 130), 0, ph.labels)
@@ -499,8 +499,8 @@ def test_cli_measure_without_labels_and_without_a_model(tmp_path, monkeypatch, c
     def no_model(*args, **kwargs):
         raise ModelError("the packaged model 'segment_2d' is not installed")
 
-    if importlib.util.find_spec("lumbarkit.stages.segment") is not None:
-        import lumbarkit.stages.segment as segment_module
+    if importlib.util.find_spec("lumbarkit.stages.s1_segment") is not None:
+        import lumbarkit.stages.s1_segment as segment_module
 
         monkeypatch.setattr(segment_module, "segment", no_model)
     g = Grid(slices=3)

@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
-from lumbarkit.stages.seg_classes import BACKGROUND, BODY, DISC, NUM_CLASSES, POSTERIOR, SACRUM  # noqa: E402
-from lumbarkit.training.seg_data import ALLOWED_SETS, IGNORE, _codes_volume, allowed_table, patient_folds  # noqa: E402
-from lumbarkit.training.seg_losses import determinate_dice_loss, marginal_cross_entropy  # noqa: E402
+from lumbarkit.seg_classes import BACKGROUND, BODY, DISC, NUM_CLASSES, POSTERIOR, SACRUM  # noqa: E402
+from lumbarkit.training.segment.data import ALLOWED_SETS, IGNORE, _codes_volume, allowed_table, patient_folds  # noqa: E402
+from lumbarkit.training.segment.losses import determinate_dice_loss, marginal_cross_entropy  # noqa: E402
 
 
 def _logits_for(cls: int, shape=(1, 4, 4), strength=12.0) -> torch.Tensor:
@@ -86,7 +86,7 @@ def test_folds_never_split_a_patient_and_cover_every_source():
 def test_series_sharing_a_mask_geometry_are_one_patient(tmp_path):
     import nibabel as nib
 
-    from lumbarkit.training.seg_data import _group_same_patients
+    from lumbarkit.training.segment.data import _group_same_patients
 
     def write(name, shift):
         lab = np.zeros((40, 40, 5), dtype=np.int16)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lumbarkit.synthetic import make_phantom, quad_heights
+from lumbarkit.phantom import make_phantom, quad_heights
 
 BODY_IDS = {19, 20, 21, 22, 23, 24, 26}
 DISC_IDS = {119, 120, 121, 122, 123, 124}
@@ -233,8 +233,8 @@ LUMBAR_LEVELS = {"T12", "L1", "L2", "L3", "L4", "L5", "S1", "T12/L1", "L1/L2", "
 def _named_by_model(ph):
     """Levels from the packaged model, and truth name -> name at the majority of the truth label's voxels."""
     from lumbarkit.levels import label_name
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.segment import segment
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s1_segment import segment
 
     levels = localize(ph.scan, segment(ph.scan).probabilities)
     names = {}

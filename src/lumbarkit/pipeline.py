@@ -116,9 +116,9 @@ class Pipeline:
         ModelError : a model folder is missing or corrupt.
         """
         from lumbarkit.io import load_scan
-        from lumbarkit.stages.localize import localize
-        from lumbarkit.stages.measure import measure
-        from lumbarkit.stages.segment import segment
+        from lumbarkit.stages.s2_localize import localize
+        from lumbarkit.stages.s3_measure import measure
+        from lumbarkit.stages.s1_segment import segment
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -148,7 +148,7 @@ class Pipeline:
         if grader is None:
             warnings.append("discs not graded: no grader model is installed (set grade_model in --config)")
         else:
-            from lumbarkit.stages.grade import grade, model_crops
+            from lumbarkit.stages.s5_grade import grade, model_crops
 
             models.append(ModelInfo("grading", grader.name, grader.version, grader.onnx_sha256))
             t = time.perf_counter()
@@ -160,7 +160,7 @@ class Pipeline:
             if len(grades) and seq not in PFIRRMANN_SEQUENCES:
                 warnings.append(f"Pfirrmann grades are defined on T2-weighted images; this sequence is {seq}")
             if self.config.hotspots and len(crops):
-                from lumbarkit.stages.hotspots import occlusion_maps
+                from lumbarkit.stages.s6_hotspots import occlusion_maps
 
                 t = time.perf_counter()
                 maps = occlusion_maps(grader, crops.stack(), self.config.hotspot_tasks)
@@ -199,7 +199,7 @@ def _median_body_area_mm2(scan: Scan, levels) -> float:
 
 def _spine_confidence(probabilities) -> float:
     """Mean winning-class probability over the voxels classed vertebral body or disc (0 if none)."""
-    from lumbarkit.stages.seg_classes import BODY, DISC
+    from lumbarkit.seg_classes import BODY, DISC
 
     winner = probabilities.argmax(axis=1)
     spine = (winner == BODY) | (winner == DISC)
@@ -211,7 +211,7 @@ def _identifiers(source, scan: Scan) -> dict:
     if scan.metadata.source_format != "dicom":
         return {}
     try:
-        from lumbarkit.io.dicom_export import source_datasets
+        from lumbarkit.report.dicom_export import source_datasets
 
         ds = source_datasets(Path(source), scan.metadata.series_uid, headers_only=True)[0]
     except Exception:  # identifiers are optional extras

@@ -45,14 +45,14 @@ class ScanResult:
     """Everything lumbarkit found on one scan.
 
     ``grades`` is None when no grader model is installed; ``hotspots`` maps ``(disc, task)`` to
-    a crop-grid evidence map in [0, 1] (see :mod:`lumbarkit.stages.hotspots`).
+    a crop-grid evidence map in [0, 1] (see :mod:`lumbarkit.stages.s6_hotspots`).
     """
 
     scan: Scan
-    levels: object  # lumbarkit.stages.localize.Levels
-    measurements: object  # lumbarkit.stages.measure.SpineMeasurements
-    grades: object | None = None  # lumbarkit.stages.grade.DiscGrades
-    crops: object | None = None  # lumbarkit.stages.crops.DiscCrops
+    levels: object  # lumbarkit.stages.s2_localize.Levels
+    measurements: object  # lumbarkit.stages.s3_measure.SpineMeasurements
+    grades: object | None = None  # lumbarkit.stages.s5_grade.DiscGrades
+    crops: object | None = None  # lumbarkit.stages.s4_crops.DiscCrops
     hotspots: dict = field(default_factory=dict)
     models: tuple[ModelInfo, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -146,7 +146,7 @@ class ScanResult:
 
     def levels_rows(self) -> list[dict]:
         """``levels.csv``: one row per disc, the grading columns plus confidence and disc measurements."""
-        from lumbarkit.stages.grade import CSV_COLUMNS
+        from lumbarkit.stages.s5_grade import CSV_COLUMNS
 
         graded = {d.level: d.row() for d in self.grades.discs} if self.grades is not None else {}
         by_disc = {r["disc"]: r for r in self.measurements.to_rows() if r.get("disc")}
@@ -167,7 +167,7 @@ class ScanResult:
 
 
 def levels_csv_columns() -> tuple[str, ...]:
-    from lumbarkit.stages.grade import CSV_COLUMNS
+    from lumbarkit.stages.s5_grade import CSV_COLUMNS
 
     return (*CSV_COLUMNS, "confidence", *DISC_MEASURE_COLUMNS)
 

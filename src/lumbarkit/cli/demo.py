@@ -21,7 +21,7 @@ def demo(
     from lumbarkit.errors import InputError
     from lumbarkit.io import load_scan
     from lumbarkit.cli.info import print_scan
-    from lumbarkit.synthetic import make_phantom, write_phantom
+    from lumbarkit.phantom import make_phantom, write_phantom
 
     if sequence not in ("T1", "T2"):
         raise InputError(f"--sequence must be T1 or T2, got {sequence!r}")

@@ -25,14 +25,14 @@ def grade(
 ) -> None:
     """Segment, name levels, crop every disc and grade it; writes levels.csv (one row per disc)."""
     from lumbarkit.io import load_scan
-    from lumbarkit.stages.grade import grade as run_grade
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.segment import segment as run_segment
+    from lumbarkit.stages.s5_grade import grade as run_grade
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s1_segment import segment as run_segment
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     levels = localize(scan, run_segment(scan).probabilities)
     from lumbarkit.models.folder import ModelFolder, packaged_model
-    from lumbarkit.stages.grade import model_crops
+    from lumbarkit.stages.s5_grade import model_crops
 
     folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
     crops = model_crops(scan, levels, folder)
@@ -42,7 +42,7 @@ def grade(
     grades.write_csv(path)
     if hotspots is not None:
         from lumbarkit.report.outputs import hotspot_name
-        from lumbarkit.stages.hotspots import DEFAULT_TASKS, hotspot_maps, overlay_png
+        from lumbarkit.stages.s6_hotspots import DEFAULT_TASKS, hotspot_maps, overlay_png
 
         maps = hotspot_maps(folder, crops.stack(), hotspots, DEFAULT_TASKS)
         for (i, task), heat in sorted(maps.items()):
@@ -103,9 +103,9 @@ def train_grade(
     _check_spider(spider)
     import json
 
-    from lumbarkit.training.grade_card import cv_metrics, write_card
-    from lumbarkit.training.grade_data import build_grade_dataset
-    from lumbarkit.training.grade_train import GradeTrainConfig, train_grader
+    from lumbarkit.training.grade.card import cv_metrics, write_card
+    from lumbarkit.training.grade.data import build_grade_dataset
+    from lumbarkit.training.grade.train import GradeTrainConfig, train_grader
 
     build_grade_dataset(spider, cache, seg_model=seg_model)
     cfg = GradeTrainConfig(trunk=trunk, loss=loss, epochs=epochs, seed=seed, threads=threads)
@@ -116,7 +116,7 @@ def train_grade(
     if ablation_dir is not None:
         from dataclasses import replace
 
-        from lumbarkit.training.grade_ablation import config_name, run_ablation
+        from lumbarkit.training.grade.ablation import config_name, run_ablation
 
         ablation_md = run_ablation(cache, ablation_dir, cfg, folds=folds)
         best = json.loads((ablation_dir / "ablation_best.json").read_text())
@@ -154,13 +154,13 @@ def evaluate_grade(
     from rich.console import Console
 
     from lumbarkit.tasks import LDD_CLASSES, TASKS
-    from lumbarkit.training.grade_data import load_grade_dataset
-    from lumbarkit.training.grade_metrics import evaluate_grades, save_confusion_png
+    from lumbarkit.training.grade.data import load_grade_dataset
+    from lumbarkit.training.grade.metrics import evaluate_grades, save_confusion_png
 
     data = load_grade_dataset(cache)
     console = Console()
     if cv_dir is not None:
-        from lumbarkit.training.grade_train import collect_oof
+        from lumbarkit.training.grade.train import collect_oof
 
         probs, idx, done = collect_oof(cv_dir, data, 5, tta)
         if not done:
@@ -168,8 +168,8 @@ def evaluate_grade(
         source = f"out-of-fold predictions of folds {done}"
     else:
         from lumbarkit.models.folder import ModelFolder, packaged_model
-        from lumbarkit.stages.crops import CropSpec
-        from lumbarkit.stages.grade import predict_probabilities
+        from lumbarkit.stages.s4_crops import CropSpec
+        from lumbarkit.stages.s5_grade import predict_probabilities
 
         folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
         if CropSpec.from_dict(folder.meta["crop_spec"]) != data.spec:

@@ -60,8 +60,8 @@ def read_label_map(path: Path, scan, spacing_mm=None):
 def _segment_labels(scan):
     """VerSe label map from the segmentation + level-naming stages, when they are available."""
     try:
-        from lumbarkit.stages.localize import localize
-        from lumbarkit.stages.segment import segment
+        from lumbarkit.stages.s2_localize import localize
+        from lumbarkit.stages.s1_segment import segment
     except ImportError:
         raise LumbarkitError(NO_SEGMENTATION.format(why="no segmentation stage in this build")) from None
     try:
@@ -107,7 +107,7 @@ def measure_command(
 
     from lumbarkit.io import load_scan
     from lumbarkit.report.qc_measure import draw_measurements
-    from lumbarkit.stages.measure import CSV_COLUMNS, measure
+    from lumbarkit.stages.s3_measure import CSV_COLUMNS, measure
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     label_map = read_label_map(labels, scan, spacing_tuple(spacing)) if labels is not None else _segment_labels(scan)

@@ -36,9 +36,9 @@ def segment(
 ) -> None:
     """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
     from lumbarkit.io import load_scan
-    from lumbarkit.io.writers import write_label_map
-    from lumbarkit.stages.localize import localize
-    from lumbarkit.stages.segment import segment as run_segment
+    from lumbarkit.report.labelmap import write_label_map
+    from lumbarkit.stages.s2_localize import localize
+    from lumbarkit.stages.s1_segment import segment as run_segment
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     semantic = run_segment(scan, model)

@@ -39,8 +39,8 @@ def train_segment(
     _check_data(data)
     import torch
 
-    from lumbarkit.training.seg_card import collect_cv, write_card
-    from lumbarkit.training.seg_train import SegTrainConfig, train_segmentation
+    from lumbarkit.training.segment.card import collect_cv, write_card
+    from lumbarkit.training.segment.train import SegTrainConfig, train_segmentation
 
     torch.set_num_threads(threads)
     cfg = SegTrainConfig(steps=steps, seed=seed)
@@ -75,8 +75,8 @@ def evaluate_segment(
     from rich.progress import track
 
     from lumbarkit.models.folder import ModelFolder, packaged_model
-    from lumbarkit.training.seg_data import list_cases
-    from lumbarkit.training.seg_evaluate import evaluate_case, summarise
+    from lumbarkit.training.segment.data import list_cases
+    from lumbarkit.training.segment.evaluate import evaluate_case, summarise
 
     _check_data(data)
     folder = packaged_model("segment_2d") if model is None else ModelFolder.load(model)

@@ -1,6 +1,6 @@
 """Multi-task disc grader: one shared trunk, one linear head per task (torch + MONAI; training/export only).
 
-Input ``(B, n_slices, H, W)`` float32 crops (see :mod:`lumbarkit.stages.crops`: slices are channels);
+Input ``(B, n_slices, H, W)`` float32 crops (see :mod:`lumbarkit.stages.s4_crops`: slices are channels);
 output ``dict[task name, (B, n_classes) logits]`` in task-list order. Trunks (``spec["trunk"]``):
 
 * ``"vggm"``: SpineNet's VGG-M-style multi-task net (Jamaludin et al. 2017), 7x7/2 and 5x5 convs then

@@ -82,12 +82,12 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
 
     ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it.
     """
-    from lumbarkit.io.writers import write_label_map
+    from lumbarkit.report.labelmap import write_label_map
     from lumbarkit.report.html import render_report
     from lumbarkit.report.qc_measure import draw_measurements
     from lumbarkit.result import levels_csv_columns
-    from lumbarkit.stages.hotspots import overlay_png
-    from lumbarkit.stages.measure_results import CSV_COLUMNS as VERTEBRA_COLUMNS
+    from lumbarkit.stages.s6_hotspots import overlay_png
+    from lumbarkit.stages.s3_measure.results import CSV_COLUMNS as VERTEBRA_COLUMNS
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def segment_names(labels) -> dict[int, str]:
 
 def sr_items(result) -> list:
     """The measurements and grades of ``result`` as DICOM SR items (site, name, value, unit)."""
-    from lumbarkit.io.dicom_export import SRItem
+    from lumbarkit.report.dicom_export import SRItem
 
     units = {"mm": "mm", "deg": "deg", "%": "%", "ratio": "1", "grade": "1"}
     items = []
@@ -168,7 +168,7 @@ def _write_dicom(result, outdir: Path, source: Path) -> dict[str, Path]:
     if result.scan.metadata.source_format != "dicom":
         raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     try:
-        from lumbarkit.io.dicom_export import write_dicom_seg, write_dicom_sr
+        from lumbarkit.report.dicom_export import write_dicom_seg, write_dicom_sr
     except ImportError:
         raise InputError("--dicom needs the [dicom] extra: pip install 'lumbarkit[dicom]'") from None
     labels = result.levels.segmentation.labels

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.scan import Scan
-from lumbarkit.stages.measure import SpineMeasurements
+from lumbarkit.stages.s3_measure import SpineMeasurements
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     Parameters
     ----------
     scan : the measured scan.
-    measurements : result of :func:`lumbarkit.stages.measure.measure` on that scan.
+    measurements : result of :func:`lumbarkit.stages.s3_measure.measure` on that scan.
     path : output PNG path.
     labels : optional label map on the scan grid; its outlines are drawn thinly.
     slice_index : slice to show; default the slice most bodies were measured on.

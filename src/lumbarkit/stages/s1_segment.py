@@ -1,0 +1,97 @@
+"""Stage 1a: semantic segmentation of every sagittal slice at a fixed physical resolution.
+
+Each slice is normalised to [0, 1] (0.5-99.5 percentiles), resampled to the model's isotropic
+pixel size, run through the network (ONNX Runtime by default), and the class probabilities are
+resampled back onto the scan's own grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from lumbarkit.scan import Scan
+
+PredictFn = Callable[[np.ndarray], np.ndarray]  # (N, 1, H, W) float32 -> (N, C, H, W) logits
+
+
+def normalise_slice(image: np.ndarray) -> np.ndarray:
+    """Scale a slice to [0, 1] between its 0.5th and 99.5th intensity percentiles."""
+    lo, hi = np.percentile(image, (0.5, 99.5))
+    if hi <= lo:
+        return np.zeros_like(image, dtype=np.float32)
+    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def resample_2d(array: np.ndarray, factors: tuple[float, float], order: int) -> np.ndarray:
+    """Zoom a 2D array by (row, col) ``factors`` (>1 enlarges); order 0 for labels, 1 for images."""
+    from scipy.ndimage import zoom
+
+    if np.allclose(factors, 1.0):
+        return array
+    return zoom(array, factors, order=order, mode="nearest", grid_mode=True)
+
+
+def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def predict_probabilities(scan: Scan, predict: PredictFn, target_mm: float, multiple: int = 16, batch: int = 8) -> np.ndarray:
+    """Class probabilities ``(slices, classes, rows, cols)`` on the scan's own grid (float32)."""
+    row_mm, col_mm = scan.spacing_mm[1:]
+    factors = (row_mm / target_mm, col_mm / target_mm)
+    images = [resample_2d(normalise_slice(s), factors, order=1) for s in scan.array]
+    h, w = images[0].shape
+    ph, pw = -h % multiple, -w % multiple
+    x = np.stack([np.pad(im, ((0, ph), (0, pw)), mode="constant") for im in images])[:, None].astype(np.float32)
+    logits = np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])[:, :, :h, :w]
+    probs = _softmax(logits.astype(np.float32), axis=1)
+    n_rows, n_cols = scan.shape[1:]
+    back = (n_rows / h, n_cols / w)
+    out = np.empty((scan.shape[0], probs.shape[1], n_rows, n_cols), dtype=np.float32)
+    for k in range(probs.shape[0]):
+        for c in range(probs.shape[1]):
+            z = resample_2d(probs[k, c], back, order=1)
+            out[k, c] = z[:n_rows, :n_cols] if z.shape == (n_rows, n_cols) else _fit(z, n_rows, n_cols)
+    return out
+
+
+def _fit(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.zeros((rows, cols), dtype=a.dtype)
+    r, c = min(rows, a.shape[0]), min(cols, a.shape[1])
+    out[:r, :c] = a[:r, :c]
+    return out
+
+
+def segment_semantic(scan: Scan, predict: PredictFn, target_mm: float) -> np.ndarray:
+    """Semantic class map ``(slices, rows, cols)`` (see :mod:`lumbarkit.seg_classes`)."""
+    return predict_probabilities(scan, predict, target_mm).argmax(axis=1).astype(np.uint8)
+
+
+DEFAULT_MODEL = "segment_2d"
+
+
+@dataclass(frozen=True)
+class SemanticSegmentation:
+    """Per-voxel class probabilities on the scan grid (classes in :mod:`seg_classes`)."""
+
+    probabilities: np.ndarray  # (slices, classes, rows, cols) float32
+    model_name: str = ""
+    model_sha256: str = ""
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1).astype(np.uint8)
+
+
+def segment(scan: Scan, model=None) -> SemanticSegmentation:
+    """Segment every sagittal slice of ``scan`` with a model folder (default: the packaged model)."""
+    from lumbarkit.models.folder import ModelFolder, packaged_model
+
+    folder = packaged_model(DEFAULT_MODEL) if model is None else (model if isinstance(model, ModelFolder) else ModelFolder.load(model))
+    target_mm = float(folder.meta["input"]["pixel_mm"])
+    probs = predict_probabilities(scan, folder.run, target_mm, multiple=int(folder.meta["input"].get("pad_multiple", 16)))
+    return SemanticSegmentation(probs, folder.name, folder.onnx_sha256)

@@ -1,0 +1,204 @@
+"""Vertebral bodies: fit on the mid-sagittal slice, S1 endplate fallback, fusion, canal, grading.
+
+Part of :mod:`lumbarkit.stages.s3_measure` (see its docstring for the method).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
+from lumbarkit.stages.s3_measure.geometry import Line2, _fit_quad, _Quad, _Sampler, _unit
+from lumbarkit.stages.s3_measure.labels import _Labels, _neighbour_ids
+from lumbarkit.stages.s3_measure.results import Measure, VertebraMeasurements, _missing, canal_stenosis, genant_grade
+
+# One logger for the whole stage, named after the public module (log output unchanged).
+log = logging.getLogger("lumbarkit.stages.s3_measure")
+
+FUSION_CONTACT_FRACTION = 0.3  # bodies touching over this fraction of the depth are "fused"
+
+
+@dataclass(frozen=True)
+class _Endplate:
+    """A superior endplate: anterior and posterior corners and its line (plane mm)."""
+
+    sa: np.ndarray
+    sp: np.ndarray
+    line: Line2
+
+
+@dataclass(frozen=True)
+class _Body:
+    name: str
+    label: int
+    k: int
+    quad: _Quad | None
+    reason: str | None
+    notes: tuple[str, ...]
+    endplate: _Endplate | None = None  # S1 fallback when its label is not a whole body
+
+
+def _fit_body(lab: _Labels, label: int, k: int, u0: np.ndarray | None = None) -> tuple[_Quad | None, _Sampler | None, str | None]:
+    """Fit ``label`` on slice ``k``: (quad, sampler, None), or (None, sampler or None, reason)."""
+    mask, reason = lab.piece(label, k)
+    if mask is None:
+        return None, None, reason
+    pts = lab.points(mask)
+    sampler = lab.sampler(mask)
+    quad = _fit_quad(sampler, pts, lab.initial_direction(label, pts) if u0 is None else u0)
+    if quad is None:
+        return None, sampler, f"shape could not be fitted on slice {k}"
+    return quad, sampler, None
+
+
+def _facing_endplate(lab: _Labels, sampler: _Sampler, above: _Quad) -> _Endplate | None:
+    """Superior endplate of a body from the surface its upper neighbour looks at.
+
+    Rays leave the upper body's inferior endplate line (extended 50 % beyond both corners) along
+    its inferior direction; their first hits on the mask are fitted with a RANSAC line, which
+    drops hits on the anterior/posterior walls. Used for S1 labels that are not whole bodies.
+    """
+    from skimage.measure import LineModelND, ransac
+
+    ia, ip = above.corners[3], above.corners[2]
+    half = 3 * (above.depth_mm + max(above.heights))
+    hits = []
+    for f in np.linspace(-0.5, 1.5, 41):
+        e = sampler.extent(ia + f * (ip - ia), above.v, half, need="first")
+        if e is not None and np.isfinite(e[0]):
+            hits.append(ia + f * (ip - ia) + e[0] * above.v)
+    if len(hits) < 6:
+        return None
+    model, inliers = ransac(np.array(hits), LineModelND, min_samples=2, residual_threshold=max(1.0, 1.5 * lab.plane.pixel_mm),
+                            max_trials=200, rng=0)
+    if model is None or inliers is None or inliers.sum() < 6:
+        return None
+    origin, d = np.asarray(model.origin, dtype=float), _unit(np.asarray(model.direction, dtype=float))
+    d = lab.plane.frame(d)[0]
+    if abs(d @ above.u) < math.cos(math.radians(45)):
+        return None
+    proj = (np.array(hits)[inliers] - origin) @ d
+    return _Endplate(origin + proj.min() * d, origin + proj.max() * d, (origin, d))
+
+
+def _fusion(lab: _Labels, label: int, k: int, quad: _Quad) -> str | None:
+    mask = lab.raw(label, k)
+    grown = ndimage.binary_dilation(mask)
+    for other in _neighbour_ids(lab, label):
+        contact = float((grown & lab.raw(other, k)).sum()) * lab.plane.pixel_mm
+        if contact > FUSION_CONTACT_FRACTION * quad.depth_mm:
+            return f"fused with {VERTEBRA_NAMES[other]} (bodies touch over {contact:.0f} mm on slice {k}, no disc space)"
+    return None
+
+
+def _quad_on(lab: _Labels, body: _Body, k: int) -> _Quad | None:
+    """A measured body refitted on slice ``k`` (its own fit when ``k`` is its slice)."""
+    if body.quad is None:
+        return None
+    return body.quad if k == body.k else _fit_body(lab, body.label, k, body.quad.u)[0]
+
+
+def _body(lab: _Labels, label: int, above: _Body | None) -> _Body:
+    name = VERTEBRA_NAMES[label]
+    k = lab.mid_slice(label)
+    notes: list[str] = []
+    box = lab.boxes[label]
+    if lab.labels.shape[0] > 1 and (box[0].start == 0 or box[0].stop == lab.labels.shape[0]):
+        notes.append("reaches the first/last sagittal slice: mid-sagittal slice estimated from the visible part")
+    quad, sampler, reason = _fit_body(lab, label, k)
+    fused = None if quad is None else _fusion(lab, label, k, quad)
+    if fused:
+        quad, reason = None, fused
+    endplate = None
+    if quad is None and not fused and name == "S1" and sampler is not None and above is not None:
+        above_q = _quad_on(lab, above, k) or above.quad
+        endplate = _facing_endplate(lab, sampler, above_q) if above_q is not None else None
+        if endplate is not None:
+            reason = f"{reason}: only the superior endplate (facing {above.name}) is measured"
+    if reason:
+        log.info("%s: %s", name, reason)
+    return _Body(name, label, k, quad, reason, tuple(notes), endplate)
+
+
+def _canal(lab: _Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> tuple[Measure, str | None]:
+    if not lab.has_canal:
+        return _missing("canal_ap", "mm", "no canal label (100)", k), None
+    raw = lab.raw(CANAL_ID, k)
+    if not raw.any():
+        return _missing("canal_ap", "mm", f"no canal on slice {k}", k), None
+    ext = _Sampler(raw, lab.plane).extent(centre, u, reach)
+    if ext is None or ext[1] <= 0:
+        return _missing("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
+    a, b = centre + max(ext[0], 0.0) * u, centre + ext[1] * u
+    line = lab.line(f"{who} canal AP", a, b, k)
+    return Measure("canal_ap", line.length_mm, "mm", k, (line,)), canal_stenosis(line.length_mm)
+
+
+def _vertebra_result(lab: _Labels, body: _Body) -> VertebraMeasurements:
+    centroid = tuple(float(v) for v in lab.centroid_mm(body.label))
+    k, q, n = body.k, body.quad, body.name
+    if q is None:
+        reason = body.reason or "not measured"
+        miss = {f: _missing(f, u, reason, k) for f, u in _BODY_FIELDS}
+        if body.endplate is None:
+            return VertebraMeasurements(n, body.label, k, centroid, None, **miss, missing_reason=reason, notes=body.notes)  # type: ignore[arg-type]
+        ep = body.endplate
+        line = lab.line(f"{n} superior endplate", ep.sa, ep.sp, k)
+        miss["superior_endplate_angle"] = Measure("superior_endplate_angle", lab.plane.angle_deg(ep.line[1]), "deg", k, (line,))
+        return VertebraMeasurements(n, body.label, k, centroid, None, **miss, notes=body.notes)  # type: ignore[arg-type]
+    lines = [lab.line(f"{n} {h}", a, b, k) for h, (a, b) in zip(("Ha", "Hm", "Hp"), q.chords)]
+    ha, hm, hp = (line.length_mm for line in lines)
+    depth = lab.line(f"{n} AP depth", q.depth[0], q.depth[1], k)
+    sup = lab.line(f"{n} superior endplate", *q.endplate_segment("superior"), k)
+    inf = lab.line(f"{n} inferior endplate", *q.endplate_segment("inferior"), k)
+    canal, flag = _canal(lab, k, q.centre, q.u, q.depth_mm + 60.0, n)
+    return VertebraMeasurements(
+        n, body.label, k, centroid, tuple(lab.plane.ras(c, k) for c in q.corners),  # type: ignore[arg-type]
+        height_anterior=Measure("height_anterior", ha, "mm", k, (lines[0],)),
+        height_middle=Measure("height_middle", hm, "mm", k, (lines[1],)),
+        height_posterior=Measure("height_posterior", hp, "mm", k, (lines[2],)),
+        depth_ap=Measure("depth_ap", depth.length_mm, "mm", k, (depth,)),
+        superior_endplate_angle=Measure("superior_endplate_angle", lab.plane.angle_deg(q.superior[1] * np.sign(q.superior[1] @ q.u)), "deg", k, (sup,)),
+        inferior_endplate_angle=Measure("inferior_endplate_angle", lab.plane.angle_deg(q.inferior[1] * np.sign(q.inferior[1] @ q.u)), "deg", k, (inf,)),
+        wedge_ratio=Measure("wedge_ratio", ha / hp, "ratio", k),
+        biconcavity=Measure("biconcavity", hm / hp, "ratio", k),
+        height_loss=_missing("height_loss", "%", "pending"),
+        genant_grade=_missing("genant_grade", "grade", "pending"),
+        canal_ap=canal, canal_stenosis=flag, notes=body.notes,
+    )
+
+
+_BODY_FIELDS = (
+    ("height_anterior", "mm"), ("height_middle", "mm"), ("height_posterior", "mm"), ("depth_ap", "mm"),
+    ("superior_endplate_angle", "deg"), ("inferior_endplate_angle", "deg"), ("wedge_ratio", "ratio"),
+    ("biconcavity", "ratio"), ("height_loss", "%"), ("genant_grade", "grade"), ("canal_ap", "mm"),
+)
+
+
+def _grade_bodies(vertebrae: list[VertebraMeasurements], lab: _Labels) -> list[VertebraMeasurements]:
+    """Height loss against max(own Hp, mean Hp of measured adjacent bodies) and the Genant grade."""
+    by_label = {v.label: v for v in vertebrae}
+    out = []
+    for v in vertebrae:
+        if v.missing_reason or not v.height_posterior.ok:
+            out.append(v)
+            continue
+        if v.name == "S1":
+            out.append(replace(v, height_loss=_missing("height_loss", "%", "not graded for S1", v.slice_index),
+                               genant_grade=_missing("genant_grade", "grade", "not graded for S1", v.slice_index)))
+            continue
+        refs = [by_label[o].height_posterior.value for o in _neighbour_ids(lab, v.label)
+                if o in by_label and by_label[o].name != "S1" and by_label[o].height_posterior.ok]
+        hp = float(v.height_posterior.value)  # type: ignore[arg-type]
+        ref = max([hp] + ([float(np.mean(refs))] if refs else []))
+        lowest = min(float(v.height_anterior.value), float(v.height_middle.value), hp)  # type: ignore[arg-type]
+        loss = max(0.0, 100.0 * (1.0 - lowest / ref))
+        k = v.slice_index
+        out.append(replace(v, height_loss=Measure("height_loss", loss, "%", k),
+                           genant_grade=Measure("genant_grade", genant_grade(loss), "grade", k)))
+    return out

@@ -1,0 +1,215 @@
+"""Stage 3: grade every disc crop with the multi-task grader (ONNX Runtime; no torch).
+
+``grade(scan, levels)`` cuts the crops the model was trained on (its ``crop_spec`` in model.json),
+runs the ONNX model (one output of logits per task) and returns :class:`DiscGrades`: per disc the
+class probabilities and the graded value (argmax) of every task, and Pfirrmann mapped to the 3-class
+lumbar disc degeneration (mild I-II / moderate III / severe IV-V, probabilities summed).
+
+Test-time augmentation (``tta=True``) averages the softmax over fixed variants of each crop
+(:func:`tta_variants`: the crop itself, +-2 px row and +-4 px column shifts, a 6 % zoom, gamma 0.85
+and 1.15). No horizontal flip: it would swap anterior and posterior.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lumbarkit.scan import Scan
+from lumbarkit.tasks import LDD_CLASSES, TASKS, get_task, ldd_probabilities
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "grade_2d"
+BINARY_COLUMNS = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
+CSV_COLUMNS: tuple[str, ...] = (
+    "level", "pfirrmann", *[f"pfirrmann_prob_{g}" for g in range(1, 6)], "ldd_3class",
+    "modic", *[f"modic_prob_{g}" for g in range(4)],
+    *[c for name in BINARY_COLUMNS for c in (name, f"{name}_prob")],
+)
+TTA_NAMES = ("identity", "rows+2", "rows-2", "cols+4", "cols-4", "zoom1.06", "gamma0.85", "gamma1.15")
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _shift(x: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """Shift the last two axes by whole pixels, zero fill."""
+    out = np.zeros_like(x)
+    h, w = x.shape[-2:]
+    rs, rd = (slice(0, h - dr), slice(dr, h)) if dr >= 0 else (slice(-dr, h), slice(0, h + dr))
+    cs, cd = (slice(0, w - dc), slice(dc, w)) if dc >= 0 else (slice(-dc, w), slice(0, w + dc))
+    out[..., rd, cd] = x[..., rs, cs]
+    return out
+
+
+def _zoom(x: np.ndarray, factor: float) -> np.ndarray:
+    """Zoom the last two axes about the centre by ``factor`` (>1 enlarges), keeping the shape."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = x.shape[-2:]
+    rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    r = (rr - (h - 1) / 2) / factor + (h - 1) / 2
+    c = (cc - (w - 1) / 2) / factor + (w - 1) / 2
+    flat = x.reshape(-1, h, w)
+    out = np.stack([map_coordinates(im, [r, c], order=1, mode="constant", cval=0.0) for im in flat])
+    return out.reshape(x.shape).astype(x.dtype)
+
+
+def tta_variants(images: np.ndarray) -> list[np.ndarray]:
+    """The fixed test-time variants (see :data:`TTA_NAMES`) of a crop batch ``(N, C, H, W)`` float32."""
+    x = np.asarray(images, dtype=np.float32)
+    pos = np.clip(x, 0.0, None)
+    return [x, _shift(x, 2, 0), _shift(x, -2, 0), _shift(x, 0, 4), _shift(x, 0, -4), _zoom(x, 1.06),
+            (pos ** 0.85).astype(np.float32), (pos ** 1.15).astype(np.float32)]
+
+
+@dataclass(frozen=True)
+class DiscGrade:
+    """Grades of one disc: per task the class probabilities (in the task's class order) and the graded value."""
+
+    level: str
+    probabilities: dict[str, tuple[float, ...]]
+    grades: dict[str, int]
+    ldd: str  # "mild" / "moderate" / "severe"
+    ldd_probabilities: tuple[float, float, float]
+
+    def row(self) -> dict:
+        """One ``levels.csv`` row (columns :data:`CSV_COLUMNS`)."""
+        r: dict = {"level": self.level}
+        if "pfirrmann" in self.grades:
+            r["pfirrmann"] = self.grades["pfirrmann"]
+            for g, p in zip(get_task("pfirrmann").classes, self.probabilities["pfirrmann"]):
+                r[f"pfirrmann_prob_{g}"] = round(float(p), 4)
+            r["ldd_3class"] = self.ldd
+        if "modic" in self.grades:
+            r["modic"] = self.grades["modic"]
+            for g, p in zip(get_task("modic").classes, self.probabilities["modic"]):
+                r[f"modic_prob_{g}"] = round(float(p), 4)
+        for name in BINARY_COLUMNS:
+            if name in self.grades:
+                r[name] = self.grades[name]
+                r[f"{name}_prob"] = round(float(self.probabilities[name][1]), 4)
+        return {c: r.get(c, "") for c in CSV_COLUMNS}
+
+
+@dataclass(frozen=True)
+class DiscGrades:
+    """Grades of every cropped disc (top to bottom), discs not graded with reasons, and provenance."""
+
+    discs: tuple[DiscGrade, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    model_name: str = ""
+    model_sha256: str = ""
+    tta: bool = True
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return len(self.discs)
+
+    def __getitem__(self, level: str) -> DiscGrade:
+        for d in self.discs:
+            if d.level == level:
+                return d
+        raise KeyError(level)
+
+    @property
+    def levels(self) -> list[str]:
+        return [d.level for d in self.discs]
+
+    def rows(self) -> list[dict]:
+        return [d.row() for d in self.discs]
+
+    def write_csv(self, path) -> None:
+        """Write ``levels.csv`` (one row per disc, columns :data:`CSV_COLUMNS`)."""
+        import csv
+
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+            w.writeheader()
+            w.writerows(self.rows())
+
+
+def _load(model):
+    from lumbarkit.models.folder import ModelFolder, packaged_model
+
+    if model is None:
+        return packaged_model(DEFAULT_MODEL)
+    return model if isinstance(model, ModelFolder) else ModelFolder.load(model)
+
+
+def model_crops(scan: Scan, levels, model=None):
+    """The disc crops of ``levels`` cut as the grader ``model`` (folder or path; default packaged) expects."""
+    from lumbarkit.stages.s4_crops import CropSpec, extract_disc_crops
+
+    spec = CropSpec.from_dict(_load(model).meta["crop_spec"])
+    return extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
+                              body_median=spec.body_median, clip=spec.clip)
+
+
+def predict_probabilities(folder, images: np.ndarray, tta: bool = True) -> dict[str, np.ndarray]:
+    """Softmax per task output ``(N, n_classes)`` of crops ``(N, C, H, W)``, TTA-averaged when ``tta``."""
+    sess = folder.session
+    names = [o.name for o in sess.get_outputs()]
+    x = np.asarray(images, dtype=np.float32)
+    if len(x) == 0:
+        return {n: np.zeros((0, get_task(n).n_classes), dtype=np.float32) for n in names}
+    variants = tta_variants(x) if tta else [x]
+    batch = np.ascontiguousarray(np.concatenate(variants))  # one run for all variants
+    outs = sess.run(None, {sess.get_inputs()[0].name: batch})
+    result = {}
+    for n, logits in zip(names, outs):
+        p = softmax(logits, axis=1).reshape(len(variants), len(x), -1).mean(axis=0)
+        result[n] = p.astype(np.float32)
+    return result
+
+
+def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscGrades:
+    """Grade every disc of ``levels`` on ``scan``.
+
+    Parameters
+    ----------
+    scan : the canonical scan.
+    levels : :class:`lumbarkit.stages.s2_localize.Levels` of the scan.
+    model : grader model folder (path or :class:`ModelFolder`; default the packaged ``grade_2d``).
+    tta : average over the fixed test-time variants.
+    crops : precomputed :class:`DiscCrops` (must follow the model's crop spec); cut here when None.
+
+    Returns
+    -------
+    DiscGrades : immutable; one :class:`DiscGrade` per cropped disc, top to bottom.
+
+    Raises
+    ------
+    ModelError : the model folder is missing, corrupt, or its crop spec differs from ``crops``.
+    """
+    from lumbarkit.errors import ModelError
+    from lumbarkit.stages.s4_crops import CropSpec
+
+    folder = _load(model)
+    spec = CropSpec.from_dict(folder.meta["crop_spec"])
+    if crops is None:
+        crops = model_crops(scan, levels, folder)
+    elif crops.spec != spec:
+        raise ModelError(f"crops were cut with {crops.spec} but the grader {folder.name} expects {spec}")
+    probs = predict_probabilities(folder, crops.stack(), tta)
+    discs = []
+    for i, c in enumerate(crops.crops):
+        p = {k: tuple(float(v) for v in probs[k][i]) for k in probs}
+        g = {k: get_task(k).decode(int(np.argmax(probs[k][i]))) for k in probs}
+        if "pfirrmann" in probs:
+            p3 = ldd_probabilities(probs["pfirrmann"][i])
+            ldd, ldd_p = LDD_CLASSES[int(np.argmax(p3))], tuple(float(v) for v in p3)
+        else:
+            ldd, ldd_p = "", (float("nan"),) * 3
+        discs.append(DiscGrade(c.name, p, g, ldd, ldd_p))
+    warnings = tuple(f"{c.name}: {w}" for c in crops.crops for w in c.warnings)
+    return DiscGrades(tuple(discs), tuple(crops.skipped), folder.name, folder.onnx_sha256, bool(tta), warnings)
+
+
+__all__ = ["CSV_COLUMNS", "DiscGrade", "DiscGrades", "TASKS", "grade", "model_crops", "predict_probabilities", "tta_variants"]

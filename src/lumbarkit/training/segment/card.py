@@ -1,0 +1,112 @@
+"""Cross-validation summary and model card of the segmentation model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lumbarkit.training.segment.evaluate import summarise
+
+REPRODUCE = "lumbarkit train segment --data ../shared/data -o MODELDIR --cv"
+
+
+def collect_cv(out: Path, n_folds: int) -> dict | None:
+    """Pool the held-out rows of every finished fold (``out/fold{k}.json``)."""
+    rows, done = [], []
+    for k in range(n_folds):
+        path = out / f"fold{k}.json"
+        if path.exists():
+            rows += [{**r, "fold": k} for r in json.loads(path.read_text())["rows"]]
+            done.append(k)
+    if not rows:
+        return None
+    summary = summarise(rows)
+    summary["folds_done"] = done
+    summary["n_folds"] = n_folds
+    return {"summary": summary, "rows": rows}
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def write_card(model_dir: Path, cv: dict | None) -> Path:
+    """Store CV metrics in model.json (``metrics.cv``) and write ``MODEL_CARD.md``."""
+    meta_path = model_dir / "model.json"
+    meta = json.loads(meta_path.read_text())
+    if cv is not None:
+        meta["metrics"] = {"cv": cv["summary"]}
+        (model_dir / "cv_rows.json").write_text(json.dumps(cv["rows"], indent=1, sort_keys=True) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    tr = meta["training"]
+    lines = [
+        f"# Model card: {meta['name']} v{meta['version']}",
+        "",
+        "2D U-Net (MONAI `UNet`, channels " + ", ".join(map(str, meta["architecture"]["channels"]))
+        + ") segmenting sagittal MR slices at " + f"{meta['input']['pixel_mm']} mm/pixel into: " + ", ".join(meta["classes"]) + ".",
+        "Inference runs the ONNX export with onnxruntime; `weights.safetensors` holds the torch weights.",
+        "Research use only; not a medical device.",
+        "",
+        "## Training data (../shared/data, public research datasets)",
+        "",
+        "| source | cases |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in sorted(tr["cases_per_source"].items())],
+        "",
+        "Partly labelled sources are trained with a marginal cross-entropy (an unlabelled pixel may be any",
+        "class its source does not annotate) plus a soft Dice over pixels of known membership. Rows above a",
+        "source's top labelled structure are ignored; below its lowest labelled structure (L5, S1 or L5/S1) a",
+        "pixel may be anything but a vertebral body; the core of the gap between two adjacent labelled bodies",
+        "is a disc target; series of one patient share a fold (see `lumbarkit/training/segment/data.py`).",
+        f"Recipe: {tr['config']['steps']} steps of batch {tr['config']['batch_size']} random {tr['config']['patch']}-pixel",
+        f"patches, AdamW one-cycle lr {tr['config']['lr']}, seed {tr['config']['seed']}; augmentation: affine, bias field, gamma,",
+        "histogram shift, intensity scale, blur, noise.",
+        "",
+        "## Cross-validated metrics (patient-level folds, held-out cases only)",
+        "",
+    ]
+    if cv is None:
+        lines.append("Not computed yet.")
+    else:
+        s = cv["summary"]
+        lines += [
+            f"Folds finished: {len(s['folds_done'])} of {s['n_folds']} ({s['n_cases']} held-out cases). "
+            "Dice/IoU are computed only on structures a case labels, inside its labelled extent,",
+            "on the case's own voxel grid.",
+            "",
+            "| metric | mean | median | cases |", "|---|---|---|---|",
+            *[f"| {m} | {_fmt(v['mean'])} | {_fmt(v['median'])} | {v['n']} |" for m, v in sorted(s["overall"].items())],
+            "",
+            "Mean per source:",
+            "",
+            "| source | " + " | ".join(sorted({m for d in s["by_source"].values() for m in d})) + " |",
+        ]
+        cols = sorted({m for d in s["by_source"].values() for m in d})
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for src, d in sorted(s["by_source"].items()):
+            lines.append(f"| {src} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in cols) + " |")
+        if "naming" in s:
+            n = s["naming"]
+            lines += ["", f"Level naming (volumes with level ids): every labelled level named correctly in "
+                      f"{n['cases_all_correct']}/{n['cases']} cases ({n['case_accuracy']:.1%}); "
+                      f"{n['level_accuracy']:.1%} of levels correct."]
+            lines += ["", "| fold | volumes all named correctly | body Dice | disc Dice |", "|---|---|---|---|"]
+            for k in s["folds_done"]:
+                fr = [r for r in cv["rows"] if r.get("fold") == k]
+                named = [r["naming_all_correct"] for r in fr if "naming_all_correct" in r]
+                body = [r["dice_vertebral_body"] for r in fr if "dice_vertebral_body" in r]
+                disc = [r["dice_disc"] for r in fr if "dice_disc" in r]
+                lines.append(f"| {k} | {sum(named)}/{len(named)} | {_fmt(float(np.mean(body))) if body else '-'} | "
+                             f"{_fmt(float(np.mean(disc))) if disc else '-'} |")
+            misses = [r for r in cv["rows"] if r.get("naming_all_correct") is False]
+            if misses:
+                lines += ["", "Cases with a naming error (truth -> predicted):", ""]
+                for r in misses:
+                    wrong = {k: v for k, v in r["naming"].items() if k != v}
+                    lines.append(f"- {r['case']}: " + ", ".join(f"{k} -> {v}" for k, v in wrong.items()))
+    lines += ["", "## Reproduce", "", "```bash", REPRODUCE, "```", "",
+              "Per-case held-out rows are in `cv_rows.json`.", ""]
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,277 @@
+"""Training slices for the segmentation net from partly labelled sources.
+
+Every source labels only some structures (see ../shared/data/README.md). Each training pixel
+therefore carries a *target code*: the set of classes it may belong to. A labelled body pixel
+allows {body}; an unlabelled pixel of a source that only labels bodies allows every class but
+body; SPIDER's "vertebra" allows {body, posterior elements, sacrum}. Pixels above a source's
+top labelled structure and slices without labels get code IGNORE and no loss; pixels below
+its lowest labelled structure (L5, S1 or L5/S1) may be anything but a vertebral body. The loss is the marginal cross-entropy
+``-log sum_{c in allowed} p_c``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lumbarkit.stages.s1_segment import normalise_slice, resample_2d
+from lumbarkit.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, POSTERIOR, SACRUM
+
+log = logging.getLogger(__name__)
+
+ALL = frozenset(range(NUM_CLASSES))
+# code -> allowed classes; code 0 = ignore (no loss).
+ALLOWED_SETS: tuple[frozenset, ...] = (
+    frozenset(),  # 0 ignore
+    frozenset({BACKGROUND}),  # 1
+    frozenset({BODY}),  # 2
+    frozenset({DISC}),  # 3
+    frozenset({CANAL}),  # 4
+    frozenset({SACRUM}),  # 5
+    frozenset({BODY, POSTERIOR, SACRUM}),  # 6 SPIDER vertebra
+    frozenset({BODY, SACRUM}),  # 7 slices2d bone (bodies incl. sacral segments)
+    ALL - {BODY},  # 8 unlabelled pixel of a body-only source (vb2, vb3)
+    ALL - {BODY, SACRUM},  # 9 unlabelled pixel of vb1 (bodies and S1 labelled)
+    ALL - {DISC},  # 10 unlabelled pixel of a disc-only source (ivd)
+    frozenset({BACKGROUND, CANAL, POSTERIOR}),  # 11 unlabelled pixel of slices2d
+    frozenset({SACRUM, POSTERIOR}),  # 12 SPIDER vertebra below the lowest disc (sacrum)
+)
+IGNORE = 0
+BELOW_LOWEST_LABEL = 8  # anything but a vertebral body
+
+
+def allowed_table() -> np.ndarray:
+    """(codes, classes) 0/1 table of :data:`ALLOWED_SETS`."""
+    table = np.zeros((len(ALLOWED_SETS), NUM_CLASSES), dtype=np.float32)
+    for code, allowed in enumerate(ALLOWED_SETS):
+        table[code, sorted(allowed)] = 1.0
+    return table
+
+
+@dataclass(frozen=True)
+class TrainingSlice:
+    """One sagittal slice at the training resolution: image in [0, 1] and its target codes."""
+
+    case: str
+    patient: str
+    source: str
+    image: np.ndarray  # (rows, cols) float32
+    codes: np.ndarray  # (rows, cols) uint8
+
+
+def _below_lowest_disc(bone: np.ndarray, disc: np.ndarray) -> np.ndarray:
+    """Bone components of one slice lying below the plane of the slice's lowest disc (the sacrum).
+
+    Masks that label every disc (SPIDER, slices2d) make the bone below the lowest disc sacral.
+    """
+    from scipy import ndimage
+
+    out = np.zeros(bone.shape, dtype=bool)
+    dlab, nd = ndimage.label(disc)
+    if nd == 0:
+        return out
+    sizes = ndimage.sum_labels(disc, dlab, index=np.arange(1, nd + 1))
+    keep = [i + 1 for i in range(nd) if sizes[i] >= 0.3 * sizes.max()]
+    lowest = max(keep, key=lambda i: np.argwhere(dlab == i)[:, 0].mean())
+    pts = np.argwhere(dlab == lowest).astype(float)
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    normal = vecs[:, 0] if vecs[0, 0] >= 0 else -vecs[:, 0]  # thin direction, pointing inferior
+    blab, nb = ndimage.label(bone)
+    for i in range(1, nb + 1):
+        comp = blab == i
+        if (np.argwhere(comp).mean(axis=0) - centre) @ normal > 0:
+            out |= comp
+    return out
+
+
+DISC_CORE_ERODE_PX = 2  # keep the disc target clear of the body edges and of the hull's corners
+
+
+def _between_bodies(label_slice: np.ndarray) -> np.ndarray:
+    """Pixels of one slice lying between two consecutive labelled vertebrae: the inside of the
+    convex hull of the pair minus both bodies, eroded by DISC_CORE_ERODE_PX. Between two adjacent
+    bodies there is only intervertebral disc, so body-only sources get disc targets there."""
+    from scipy import ndimage
+    from skimage.morphology import convex_hull_image
+
+    out = np.zeros(label_slice.shape, dtype=bool)
+    ids = sorted(int(v) for v in np.unique(label_slice) if 0 < v < 100)
+    bone = (label_slice > 0) & (label_slice < 100)
+    for upper, lower in zip(ids, ids[1:]):
+        if lower - upper > 2:  # not neighbours (S1 = 26 follows L5 = 24)
+            continue
+        a, b = label_slice == upper, label_slice == lower
+        if a.sum() < 20 or b.sum() < 20:
+            continue
+        hull = convex_hull_image(a | b)
+        gap = hull & ~ndimage.binary_dilation(bone, iterations=1)
+        out |= ndimage.binary_erosion(gap, iterations=DISC_CORE_ERODE_PX)
+    return out
+
+
+def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
+    """Target codes for a canonical (slices, rows, cols) label volume of one source."""
+    codes = np.zeros(labels.shape, dtype=np.uint8)
+    if source in ("vb1", "vb2", "vb3"):
+        body = (labels > 0) & (labels < 100) & (labels != 26)
+        sacrum = labels == 26
+        codes[:] = 9 if source == "vb1" else 8
+        codes[body] = 2
+        codes[sacrum] = 5
+        for k in range(labels.shape[0]):
+            codes[k][_between_bodies(labels[k])] = 3
+        labelled = labels > 0
+    elif source == "ivd":
+        disc = labels >= 100
+        codes[:] = 10
+        codes[disc] = 3
+        labelled = disc
+    elif source == "spider_space":
+        codes[:] = 1
+        codes[labels == 1] = 6
+        codes[labels == 2] = 3
+        codes[labels == 3] = 4
+        for k in range(labels.shape[0]):
+            codes[k][_below_lowest_disc(labels[k] == 1, labels[k] == 2)] = 12
+        return codes  # fully annotated: no extent limit
+    else:
+        raise ValueError(f"unknown source {source}")
+    # limit the loss to the labelled extent: rows from the top labelled voxel down, on slices
+    # holding labels. Every source labels its structures down to L5, S1 or L5/S1, so whatever
+    # lies below them is no lumbar vertebral body (it is sacrum, disc or soft tissue): code 8
+    # there teaches the net that the bone under L5 is not a body, which anchors level names.
+    rows = np.flatnonzero(labelled.any(axis=(0, 2)))
+    slices_with = labelled.any(axis=(1, 2))
+    codes[:, rows.max() + 1 :] = BELOW_LOWEST_LABEL
+    codes[:, : rows.min()] = IGNORE
+    codes[~slices_with] = IGNORE
+    return codes
+
+
+def _read_index(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _volume_cases(data: Path) -> list[dict]:
+    vol, space = data / "volumes", data / "spider_space"
+    cases = [
+        {"case": r["case"], "patient": r["case"], "source": r["dataset"],
+         "image": vol / f"{r['case']}_image.nii.gz", "label": vol / f"{r['case']}_label.nii.gz"}
+        for r in _read_index(vol / "index.csv")
+    ]
+    cases += [
+        {"case": r["series"], "patient": f"spider_{r['patient']}", "source": "spider_space",
+         "image": space / f"{r['series']}_image.nii.gz", "label": space / f"{r['series']}_label.nii.gz"}
+        for r in _read_index(space / "index.csv")
+    ]
+    cases = [c for c in cases if c["image"].exists() and c["label"].exists()]
+    return _group_same_patients(cases)
+
+
+SAME_PATIENT_MM = 6.0  # label centroids of two series of one patient agree within this
+
+
+def _label_centroids(path: Path) -> tuple[tuple, dict[int, np.ndarray]]:
+    """Grid shape and centroid (mm) of every label id of a mask volume."""
+    from scipy import ndimage
+
+    from lumbarkit.io import load_scan
+    from lumbarkit.io.volume import read_label_volume
+
+    labels = read_label_volume(path)
+    spacing = np.array(load_scan(path).spacing_mm)
+    ids = [int(v) for v in np.unique(labels) if v]
+    cents = ndimage.center_of_mass(labels > 0, labels, ids)
+    return labels.shape, {i: np.asarray(c) * spacing for i, c in zip(ids, cents)}
+
+
+def _group_same_patients(cases: list[dict]) -> list[dict]:
+    """One patient id for volumes of one source whose masks share the grid and whose label
+    centroids agree within SAME_PATIENT_MM (a copied mask, or T1/T2 series labelled on one
+    geometry), so that a patient never sits on both sides of a CV split."""
+    kept: list[tuple[dict, tuple, dict]] = []
+    for c in cases:
+        if c["source"] == "spider_space":
+            continue
+        shape, cents = _label_centroids(c["label"])
+        for other, oshape, ocents in kept:
+            common = set(cents) & set(ocents)
+            if other["source"] == c["source"] and oshape == shape and common and max(
+                    np.linalg.norm(cents[i] - ocents[i]) for i in common) <= SAME_PATIENT_MM:
+                c["patient"] = other["patient"]
+                break
+        else:
+            kept.append((c, shape, cents))
+    return cases
+
+
+SLICES2D_SPACING_MM = 1.3  # not recorded by the source; estimated from body size (README)
+
+
+def list_cases(data: Path) -> list[dict]:
+    """All labelled training cases under ``data`` (the shared data folder), sorted by case id."""
+    cases = _volume_cases(data)
+    for image in sorted((data / "slices2d").glob("slice*_image.png")):
+        name = image.name.replace("_image.png", "")
+        cases.append({"case": name, "patient": f"slices2d_{name}", "source": "slices2d",
+                      "image": image, "label": image.with_name(f"{name}_label.png")})
+    return sorted(cases, key=lambda c: c["case"])
+
+
+def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
+    """Resampled, normalised training slices of one case (only slices with a loss region)."""
+    from lumbarkit.io import load_scan
+    from lumbarkit.io.volume import read_label_volume
+
+    if case["source"] == "slices2d":
+        import imageio.v3 as iio
+
+        scan = load_scan(case["image"], spacing_mm=(SLICES2D_SPACING_MM, SLICES2D_SPACING_MM))
+        raw = np.asarray(iio.imread(case["label"]))
+        # slices without body labels annotate discs only: unlabelled pixels may then be bone
+        codes = np.full(raw.shape, 11 if (raw == 2).any() else 10, dtype=np.uint8)
+        codes[raw == 1] = 3
+        codes[raw == 2] = 7
+        codes[_below_lowest_disc(raw == 2, raw == 1)] = 5
+        codes = codes[None]
+    else:
+        scan = load_scan(case["image"])
+        labels = read_label_volume(case["label"])
+        codes = _codes_volume(labels, case["source"])
+    spacing_rc = scan.spacing_mm[1:]
+    out = []
+    for k in range(scan.shape[0]):
+        if not (codes[k] != IGNORE).any():
+            continue
+        factors = (spacing_rc[0] / target_mm, spacing_rc[1] / target_mm)
+        img = resample_2d(normalise_slice(scan.array[k]), factors, order=1)
+        cod = resample_2d(codes[k], factors, order=0).astype(np.uint8)
+        out.append(TrainingSlice(case["case"], case["patient"], case["source"], img, cod))
+    return out
+
+
+def patient_folds(cases: list[dict], n_folds: int, seed: int) -> dict[str, int]:
+    """Patient-level fold index per patient, balanced within each source."""
+    rng = np.random.default_rng(seed)
+    folds: dict[str, int] = {}
+    by_source: dict[str, list[str]] = {}
+    for c in cases:
+        by_source.setdefault(c["source"], [])
+        if c["patient"] not in by_source[c["source"]]:
+            by_source[c["source"]].append(c["patient"])
+    offset = 0
+    for source in sorted(by_source):
+        patients = sorted(by_source[source])
+        rng.shuffle(patients)
+        for i, p in enumerate(patients):
+            folds.setdefault(p, (i + offset) % n_folds)
+        offset += len(patients)
+    return folds
