@@ -22,7 +22,7 @@ from lumbarkit.io.volume import read_label_volume
 from lumbarkit.stages.s1_segment import predict_probabilities
 from lumbarkit.training.segment.data import list_cases, patient_folds
 from lumbarkit.training.segment.evaluate import naming_scores, torch_predictor
-from lumbarkit.training.segment.train import SegTrainConfig, _finished_net
+from lumbarkit.training.segment.train import SegTrainConfig, finished_net
 
 RULES_OFF = {"MIN_CUT_WIDTH_MM": 1e9, "MIDLINE_PRIOR_SIGMA": 1e9}
 
@@ -51,7 +51,7 @@ def main() -> None:
     folds = patient_folds(list_cases(args.data), cfg.n_folds, cfg.seed)
     total = {True: 0, False: 0}
     for k in range(cfg.n_folds):
-        net = _finished_net(args.model / f"work_fold{k}", cfg)
+        net = finished_net(args.model / f"work_fold{k}", cfg)
         if net is None:
             print(f"fold {k}: no finished checkpoint")
             continue

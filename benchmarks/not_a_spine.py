@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 
 from lumbarkit.io import load_scan
 from lumbarkit.models.folder import packaged_model
-from lumbarkit.pipeline import LOW_SPINE_CONFIDENCE, SMALL_BODY_AREA_MM2, _median_body_area_mm2, _spine_confidence, not_a_spine
+from lumbarkit.pipeline import LOW_SPINE_CONFIDENCE, SMALL_BODY_AREA_MM2, median_named_body_area_mm2, spine_confidence, not_a_spine
 from lumbarkit.scan import Scan
 from lumbarkit.stages.s2_localize import localize
 from lumbarkit.stages.s1_segment import segment
@@ -65,12 +65,12 @@ def check(scan: Scan, model) -> tuple[float, float, bool, int, float]:
     The spread is the coefficient of variation of the distances between consecutive disc centroids."""
     sem = segment(scan, model=model)
     levels = localize(scan, sem.probabilities)
-    area = _median_body_area_mm2(scan, levels) if len(levels.discs) else float("nan")
+    area = median_named_body_area_mm2(scan, levels) if len(levels.discs) else float("nan")
     centres = np.array([d.centroid_mm for d in levels.discs]) if len(levels.discs) >= 3 else np.zeros((0, 3))
     gaps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
     spread = float(gaps.std() / gaps.mean()) if len(gaps) else float("nan")
     rejected = not_a_spine(scan, levels, sem.probabilities) is not None
-    return area, _spine_confidence(sem.probabilities), rejected, len(levels.discs), spread
+    return area, spine_confidence(sem.probabilities), rejected, len(levels.discs), spread
 
 
 def _pct(v: list[float]) -> str:

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from lumbarkit.seg_classes import BACKGROUND, BODY, DISC, NUM_CLASSES, POSTERIOR, SACRUM  # noqa: E402
-from lumbarkit.training.segment.data import ALLOWED_SETS, IGNORE, _codes_volume, allowed_table, patient_folds  # noqa: E402
+from lumbarkit.training.segment.data import ALLOWED_SETS, IGNORE, codes_volume, allowed_table, patient_folds  # noqa: E402
 from lumbarkit.training.segment.losses import determinate_dice_loss, marginal_cross_entropy  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def test_codes_are_limited_to_the_labelled_extent():
     labels = np.zeros((3, 20, 10), dtype=int)
     labels[1, 5:8, 2:6] = 20  # L1
     labels[1, 12:15, 2:6] = 24  # L5
-    codes = _codes_volume(labels, "vb3")
+    codes = codes_volume(labels, "vb3")
     assert (codes[0] == IGNORE).all() and (codes[2] == IGNORE).all()  # slices without labels
     assert (codes[1, :5] == IGNORE).all()  # above the top labelled body: unlabelled vertebrae may be there
     assert all(BODY not in ALLOWED_SETS[c] and SACRUM in ALLOWED_SETS[c] for c in codes[1, 15:].ravel())  # below L5: no body
@@ -67,7 +67,7 @@ def test_gap_between_adjacent_bodies_is_disc_but_not_between_distant_ones():
     labels[0, 10:35, 15:45] = 22  # L3
     labels[0, 45:70, 17:47] = 23  # L4, 10 px below and slightly posterior
     labels[0, 95:118, 15:45] = 26  # S1 below a gap with no L5 label: not neighbours of L4
-    codes = _codes_volume(labels, "vb3")
+    codes = codes_volume(labels, "vb3")
     disc = codes[0] == 3
     assert disc[38:42, 20:40].all()  # the middle of the L3/L4 gap
     assert not disc[35:37].any() and not disc[43:45].any()  # eroded away from both endplates
@@ -86,7 +86,7 @@ def test_folds_never_split_a_patient_and_cover_every_source():
 def test_series_sharing_a_mask_geometry_are_one_patient(tmp_path):
     import nibabel as nib
 
-    from lumbarkit.training.segment.data import _group_same_patients
+    from lumbarkit.training.segment.data import group_same_patients
 
     def write(name, shift):
         lab = np.zeros((40, 40, 5), dtype=np.int16)
@@ -97,5 +97,5 @@ def test_series_sharing_a_mask_geometry_are_one_patient(tmp_path):
         return {"case": name, "patient": name, "source": "vb3", "label": path}
 
     cases = [write("a", 0), write("b", 1), write("c", 9), {**write("d", 0), "source": "vb2"}]
-    patients = [c["patient"] for c in _group_same_patients(cases)]
+    patients = [c["patient"] for c in group_same_patients(cases)]
     assert patients == ["a", "a", "c", "d"]  # 1 mm apart: same patient; 9 mm: another; other source: another

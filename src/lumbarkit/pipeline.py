@@ -179,7 +179,7 @@ def not_a_spine(scan: Scan, levels, probabilities) -> str | None:
         return f"{len(levels.discs)} intervertebral disc(s) found: is this a sagittal lumbar spine MRI?"
     if not any(v.name != "S1" for v in levels.vertebrae):
         return f"{len(levels.discs)} disc-like regions but no vertebral body found: is this a sagittal lumbar spine MRI?"
-    body_area, confidence = _median_body_area_mm2(scan, levels), _spine_confidence(probabilities)
+    body_area, confidence = median_named_body_area_mm2(scan, levels), spine_confidence(probabilities)
     if body_area < SMALL_BODY_AREA_MM2 and confidence < LOW_SPINE_CONFIDENCE:
         return (f"no convincing spine: small vertebral bodies (median {body_area:.0f} mm2 on a sagittal slice; "
                 f"lumbar bodies cover ~700-1400 mm2) segmented with low confidence ({confidence:.2f}): "
@@ -187,7 +187,7 @@ def not_a_spine(scan: Scan, levels, probabilities) -> str | None:
     return None
 
 
-def _median_body_area_mm2(scan: Scan, levels) -> float:
+def median_named_body_area_mm2(scan: Scan, levels) -> float:
     """Median area (mm2) of the named vertebral bodies (not S1) on the slice holding most of each; inf if none."""
     import numpy as np
 
@@ -197,7 +197,7 @@ def _median_body_area_mm2(scan: Scan, levels) -> float:
     return float(np.median(areas)) if areas else float("inf")
 
 
-def _spine_confidence(probabilities) -> float:
+def spine_confidence(probabilities) -> float:
     """Mean winning-class probability over the voxels classed vertebral body or disc (0 if none)."""
     from lumbarkit.seg_classes import BODY, DISC
 

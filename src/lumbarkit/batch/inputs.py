@@ -206,9 +206,9 @@ def _is_output_folder(names: list[str]) -> bool:
 
 def _search_folder(root: Path, outdir: Path | None) -> Discovery:
     from lumbarkit.io.dicom.headers import (
-        _classify,
-        _read_header,
-        _reason,
+        classify,
+        read_header,
+        error_reason,
         is_dicom_file,
     )
     from lumbarkit.io.dicom.series import DICOM_SUFFIXES
@@ -242,12 +242,12 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
                     ignored += 1
             else:
                 try:
-                    ds = _read_header(file)
+                    ds = read_header(file)
                 except Exception as exc:
-                    damaged.append((file, _reason(exc), None))
+                    damaged.append((file, error_reason(exc), None))
                     continue
                 uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
-                what = _classify(ds)
+                what = classify(ds)
                 if what == "image":
                     series_files.setdefault((uid, "" if uid else str(here)), []).append(file)
                 elif what == "non-image":

@@ -173,9 +173,9 @@ def source_datasets(source: Path, series_uid: str, headers_only: bool = False) -
     """
     import pydicom
 
-    from lumbarkit.io.dicom.headers import _quiet_pydicom, _reason
-    from lumbarkit.io.dicom.read import _set_transfer_syntax
-    from lumbarkit.io.dicom.series import _collect, _group, _listing
+    from lumbarkit.io.dicom.headers import quiet_pydicom, error_reason
+    from lumbarkit.io.dicom.read import set_transfer_syntax
+    from lumbarkit.io.dicom.series import collect_frames, group_series, listing
 
     path = Path(source)
     uid = str(series_uid or "").strip()
@@ -183,24 +183,24 @@ def source_datasets(source: Path, series_uid: str, headers_only: bool = False) -
         raise InputError("the scan has no DICOM SeriesInstanceUID (was it read from DICOM?); cannot reference its source series")
     if not path.exists():
         raise InputError(f"DICOM source not found: {path}")
-    frames, where = _collect(path)
-    matching = [s for s in _group(frames) if s.uid == uid]
+    frames, where = collect_frames(path)
+    matching = [s for s in group_series(frames) if s.uid == uid]
     if not matching:
-        found = _group(frames)
-        raise InputError(f"DICOM series {uid} not found in {where}; it holds {len(found)} other series: {_listing(found)}")
+        found = group_series(frames)
+        raise InputError(f"DICOM series {uid} not found in {where}; it holds {len(found)} other series: {listing(found)}")
     files: list[Path] = []
     for frame in matching[0].frames:
         if frame.path not in files:
             files.append(frame.path)
     out = []
     for file in sorted(files):
-        with _quiet_pydicom():
+        with quiet_pydicom():
             try:
                 ds = pydicom.dcmread(file, force=True, stop_before_pixels=headers_only)
             except Exception as exc:
-                raise InputError(f"cannot read DICOM file {file.name}: {_reason(exc)}") from None
+                raise InputError(f"cannot read DICOM file {file.name}: {error_reason(exc)}") from None
         if not headers_only:
-            _set_transfer_syntax(ds)
+            set_transfer_syntax(ds)
         out.append(ds)
     return out
 
@@ -210,7 +210,7 @@ def _match_frames(scan: Scan, datasets: list[Any], shape: tuple[int, int, int], 
 
     Raises InputError when an image's orientation, spacing, size or in-plane position differs from the grid.
     """
-    from lumbarkit.io.dicom.headers import COSINE_TOLERANCE, LPS_TO_RAS, _frames_from_header
+    from lumbarkit.io.dicom.headers import COSINE_TOLERANCE, LPS_TO_RAS, frames_from_header
 
     lps = LPS_TO_RAS @ np.asarray(source_affine, dtype=float)
     row_step, col_step = lps[:3, 1], lps[:3, 2]  # grid axis 1 = image rows (column cosine), axis 2 = image columns
@@ -222,7 +222,7 @@ def _match_frames(scan: Scan, datasets: list[Any], shape: tuple[int, int, int], 
     for ds in datasets:
         name = Path(str(getattr(ds, "filename", "") or "image")).name
         slots: list[int | None] = []
-        for frame in _frames_from_header(Path(name), ds):
+        for frame in frames_from_header(Path(name), ds):
             if frame.problem:
                 raise InputError(frame.problem)
             if frame.iop is None or frame.ipp is None or frame.spacing is None:
@@ -372,16 +372,16 @@ def _read_seg(seg_path: Path, series_uid: str) -> tuple[Any, dict[str, int]]:
     """The SEG dataset (header only) and its segment numbers by label; checks it references ``series_uid``."""
     import pydicom
 
-    from lumbarkit.io.dicom.headers import _quiet_pydicom, _reason
+    from lumbarkit.io.dicom.headers import quiet_pydicom, error_reason
 
     path = Path(seg_path)
     if not path.is_file():
         raise InputError(f"DICOM SEG not found: {path}")
-    with _quiet_pydicom():
+    with quiet_pydicom():
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception as exc:
-            raise InputError(f"cannot read DICOM SEG {path.name}: {_reason(exc)}") from None
+            raise InputError(f"cannot read DICOM SEG {path.name}: {error_reason(exc)}") from None
     if str(ds.get("SOPClassUID", "")) not in SEGMENTATION_SOP_CLASSES:
         raise InputError(f"{path.name} is not a DICOM segmentation (SOP class {ds.get('SOPClassUID', 'missing')})")
     referenced = {str(item.get("SeriesInstanceUID", "")) for item in ds.get("ReferencedSeriesSequence", [])}

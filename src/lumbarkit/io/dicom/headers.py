@@ -1,6 +1,6 @@
 """DICOM headers: pydicom helpers, file sniffing and per-image header records (no pixel values).
 
-Part of :mod:`lumbarkit.io.dicom`. A :class:`_Frame` is one 2D image (a single-frame file or one
+Part of :mod:`lumbarkit.io.dicom`. A :class:`Frame` is one 2D image (a single-frame file or one
 frame of an enhanced multi-frame file) with the geometry read from its header: direction cosines,
 position and pixel spacing in LPS millimetres, and the rescale slope/intercept.
 """
@@ -37,7 +37,7 @@ class _ToDebug(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_pydicom() -> Iterator[None]:
+def quiet_pydicom() -> Iterator[None]:
     pydicom_log = logging.getLogger("pydicom")
     flt = _ToDebug()
     pydicom_log.addFilter(flt)
@@ -49,7 +49,7 @@ def _quiet_pydicom() -> Iterator[None]:
         pydicom_log.removeFilter(flt)
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
@@ -63,11 +63,11 @@ def _has_preamble(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def _read_header(path: Path) -> Any:
+def read_header(path: Path) -> Any:
     """Parse a DICOM file without loading large values (pixel data stays on disk)."""
     import pydicom
 
-    with _quiet_pydicom():
+    with quiet_pydicom():
         return pydicom.dcmread(path, defer_size="64 KB", force=True)
 
 
@@ -89,7 +89,7 @@ def is_dicom_file(path: str | Path) -> bool:
     if struct.unpack("<H", head[:2])[0] not in (0x0002, 0x0008) and struct.unpack(">H", head[:2])[0] not in (0x0002, 0x0008):
         return False
     try:
-        ds = _read_header(p)
+        ds = read_header(p)
     except Exception:
         return False
     return "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds)
@@ -109,12 +109,12 @@ def _floats(value: Any, n: int) -> np.ndarray | None:
     return values
 
 
-def _float(value: Any) -> float | None:
+def header_float(value: Any) -> float | None:
     vals = _floats(value, 1)
     return None if vals is None else float(vals[0])
 
 
-def _text(ds: Any, keyword: str) -> str:
+def header_text(ds: Any, keyword: str) -> str:
     value = ds.get(keyword)
     if value is None:
         return ""
@@ -123,7 +123,7 @@ def _text(ds: Any, keyword: str) -> str:
     return str(value).strip()
 
 
-def _sop_class(ds: Any) -> str:
+def sop_class(ds: Any) -> str:
     uid = ds.get("SOPClassUID")
     if not uid:
         meta = getattr(ds, "file_meta", None)
@@ -131,18 +131,18 @@ def _sop_class(ds: Any) -> str:
     return str(uid or "").strip()
 
 
-def _sop_class_name(uid: str) -> str:
+def sop_class_name(uid: str) -> str:
     from pydicom.uid import UID
 
     return UID(uid).name if uid else ""
 
 
-def _classify(ds: Any) -> str:
+def classify(ds: Any) -> str:
     """"image", "non-image" (DICOMDIR, SR, SEG, presentation state, ...), "no-pixels" or "corrupt"."""
     from pydicom.uid import UID
 
-    uid = _sop_class(ds)
-    name = _sop_class_name(uid)
+    uid = sop_class(ds)
+    name = sop_class_name(uid)
     image_class = "Image Storage" in name
     known_non_image = bool(uid) and name != uid and not image_class
     if any(k in ds for k in PIXEL_KEYWORDS):
@@ -158,7 +158,7 @@ def _classify(ds: Any) -> str:
 
 
 @dataclass
-class _Frame:
+class Frame:
     """One 2D image of a series: a single-frame file or one frame of a multi-frame file."""
 
     path: Path
@@ -177,7 +177,7 @@ class _Frame:
     problem: str | None = None  # why the frame cannot be used, raised if its series is chosen
 
 
-def _group_value(groups: list[Any], sequence: str, keyword: str) -> Any:
+def group_value(groups: list[Any], sequence: str, keyword: str) -> Any:
     """Value of ``keyword`` inside functional group ``sequence``: per-frame item first, then shared."""
     for group in groups:
         if group is None or sequence not in group:
@@ -188,20 +188,20 @@ def _group_value(groups: list[Any], sequence: str, keyword: str) -> Any:
     return None
 
 
-def _frames_from_header(path: Path, ds: Any) -> list[_Frame]:
-    series_uid = _text(ds, "SeriesInstanceUID")
-    sop_uid = _text(ds, "SOPInstanceUID")
+def frames_from_header(path: Path, ds: Any) -> list[Frame]:
+    series_uid = header_text(ds, "SeriesInstanceUID")
+    sop_uid = header_text(ds, "SOPInstanceUID")
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-    n_frames = int(_float(ds.get("NumberOfFrames")) or 1)
+    n_frames = int(header_float(ds.get("NumberOfFrames")) or 1)
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None and n_frames == 1:
-        slope = _float(ds.get("RescaleSlope"))
-        intercept = _float(ds.get("RescaleIntercept"))
-        thickness = _float(ds.get("SpacingBetweenSlices")) or _float(ds.get("SliceThickness"))
+        slope = header_float(ds.get("RescaleSlope"))
+        intercept = header_float(ds.get("RescaleIntercept"))
+        thickness = header_float(ds.get("SpacingBetweenSlices")) or header_float(ds.get("SliceThickness"))
         given = {k: str(ds.get(k) if ds.get(k) is not None else "").strip() != "" for k in ("RescaleSlope", "RescaleIntercept")}
         bad_rescale = (given["RescaleSlope"] and not slope) or (given["RescaleIntercept"] and intercept is None)
         return [
-            _Frame(
+            Frame(
                 path, None, ds, series_uid, sop_uid, rows, cols,
                 _floats(ds.get("ImageOrientationPatient"), 6), _floats(ds.get("ImagePositionPatient"), 3),
                 _floats(ds.get("PixelSpacing"), 2), thickness,
@@ -213,33 +213,33 @@ def _frames_from_header(path: Path, ds: Any) -> list[_Frame]:
     shared = shared_seq[0] if shared_seq else None
     if per_frame is None or len(per_frame) != n_frames:
         problem = f"{path.name} is a multi-frame DICOM without per-frame geometry (functional groups); convert it to a classic series or NIfTI (e.g. dcm2niix)"
-        return [_Frame(path, 0, ds, series_uid, sop_uid, rows, cols, None, None, None, None, 1.0, 0.0, problem)]
+        return [Frame(path, 0, ds, series_uid, sop_uid, rows, cols, None, None, None, None, 1.0, 0.0, problem)]
     frames = []
     for index in range(n_frames):
         groups = [per_frame[index], shared]
-        slope = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleSlope"))
-        intercept = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
-        thickness = _float(_group_value(groups, "PixelMeasuresSequence", "SpacingBetweenSlices")) or _float(
-            _group_value(groups, "PixelMeasuresSequence", "SliceThickness")
+        slope = header_float(group_value(groups, "PixelValueTransformationSequence", "RescaleSlope"))
+        intercept = header_float(group_value(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
+        thickness = header_float(group_value(groups, "PixelMeasuresSequence", "SpacingBetweenSlices")) or header_float(
+            group_value(groups, "PixelMeasuresSequence", "SliceThickness")
         )
         frames.append(
-            _Frame(
+            Frame(
                 path, index, ds, series_uid, f"{sop_uid}#{index}", rows, cols,
-                _floats(_group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
-                _floats(_group_value(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),
-                _floats(_group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2), thickness,
+                _floats(group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+                _floats(group_value(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),
+                _floats(group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2), thickness,
                 1.0 if slope is None else slope, 0.0 if intercept is None else intercept,
             )
         )
     return frames
 
 
-def _normal(iop: np.ndarray) -> np.ndarray:
+def slice_normal(iop: np.ndarray) -> np.ndarray:
     normal = np.cross(iop[:3], iop[3:])
     return normal / np.linalg.norm(normal)
 
 
-def _iop_problem(iop: np.ndarray) -> str | None:
+def iop_problem(iop: np.ndarray) -> str | None:
     row, col = iop[:3], iop[3:]
     if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
         return "its ImageOrientationPatient is not two orthogonal unit vectors"

@@ -17,15 +17,15 @@ from lumbarkit.errors import InputError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
     LPS_TO_RAS,
-    _float,
-    _Frame,
-    _iop_problem,
-    _normal,
-    _quiet_pydicom,
-    _reason,
-    _text,
+    header_float,
+    Frame,
+    iop_problem,
+    slice_normal,
+    quiet_pydicom,
+    error_reason,
+    header_text,
 )
-from lumbarkit.io.dicom.series import _choose, _collect, _group, _Series
+from lumbarkit.io.dicom.series import choose_series, collect_frames, group_series, Series
 from lumbarkit.scan import Scan, ScanMetadata
 
 # One logger for the whole DICOM reader/writer, named after the public module (log output unchanged).
@@ -35,7 +35,7 @@ POSITION_TOLERANCE_MM = 0.02  # slice positions: absolute part of the tolerance 
 POSITION_TOLERANCE_REL = 0.02  # slice positions: fraction of the slice step
 
 
-def _series_geometry(series: _Series) -> tuple[list[_Frame], np.ndarray]:
+def _series_geometry(series: Series) -> tuple[list[Frame], np.ndarray]:
     """Frames sorted along the slice normal and the LPS affine of stack index (slice, row, col)."""
     frames = series.frames
     name = f"series '{series.description or series.uid}'"
@@ -48,7 +48,7 @@ def _series_geometry(series: _Series) -> tuple[list[_Frame], np.ndarray]:
                 f"{frame.path.name} has no usable {', '.join(missing)}: lumbarkit needs DICOM patient geometry to measure in mm "
                 "(for a screenshot, export a PNG and pass --spacing)"
             )
-        problem = _iop_problem(frame.iop)
+        problem = iop_problem(frame.iop)
         if problem:
             raise InputError(f"{frame.path.name}: {problem}")
         if np.any(frame.spacing <= 0):
@@ -64,7 +64,7 @@ def _series_geometry(series: _Series) -> tuple[list[_Frame], np.ndarray]:
         raise InputError(f"{name} mixes pixel spacings; choose another series")
     row_cos = first.iop[:3] / np.linalg.norm(first.iop[:3])
     col_cos = first.iop[3:] / np.linalg.norm(first.iop[3:])
-    normal = _normal(first.iop)
+    normal = slice_normal(first.iop)
     positions = np.array([f.ipp for f in frames])
     proj = positions @ normal
     order = np.argsort(proj, kind="stable")
@@ -99,7 +99,7 @@ def _series_geometry(series: _Series) -> tuple[list[_Frame], np.ndarray]:
     return frames, lps
 
 
-def _set_transfer_syntax(ds: Any) -> None:
+def set_transfer_syntax(ds: Any) -> None:
     """Give a raw dataset (no file meta, e.g. ACR-NEMA style) the transfer syntax it was read with."""
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -116,20 +116,20 @@ def _set_transfer_syntax(ds: Any) -> None:
 def _decode(path: Path) -> tuple[np.ndarray, str]:
     import pydicom
 
-    with _quiet_pydicom():
+    with quiet_pydicom():
         try:
             ds = pydicom.dcmread(path, force=True)
-            _set_transfer_syntax(ds)
+            set_transfer_syntax(ds)
             pixels = ds.pixel_array
         except Exception as exc:
-            reason = _reason(exc).split(" - ")[0]
+            reason = error_reason(exc).split(" - ")[0]
             raise InputError(f"cannot decode the pixels of DICOM file {path.name} (truncated, corrupt or unsupported compression): {reason}") from None
     if int(ds.get("SamplesPerPixel") or 1) != 1:
         raise InputError(f"{path.name} is a colour image; lumbarkit needs grayscale MR images")
-    return np.asarray(pixels), _text(ds, "PhotometricInterpretation").upper()
+    return np.asarray(pixels), header_text(ds, "PhotometricInterpretation").upper()
 
 
-def _load_pixels(frames: list[_Frame]) -> np.ndarray:
+def _load_pixels(frames: list[Frame]) -> np.ndarray:
     """Rescaled pixel values (RescaleSlope/Intercept applied) stacked as (slices, rows, cols) float32."""
     out = np.empty((len(frames), frames[0].rows, frames[0].cols), dtype=np.float32)
     slots: dict[Path, list[int]] = {}
@@ -150,16 +150,16 @@ def _load_pixels(frames: list[_Frame]) -> np.ndarray:
     return out
 
 
-def _metadata(series: _Series) -> ScanMetadata:
+def _metadata(series: Series) -> ScanMetadata:
     ds = series.header
-    field = _float(ds.get("MagneticFieldStrength"))
+    field = header_float(ds.get("MagneticFieldStrength"))
     if field is not None and field > 20:  # some old files store gauss
         field = field / 10000.0
     return ScanMetadata(
-        modality=_text(ds, "Modality") or "MR",
+        modality=header_text(ds, "Modality") or "MR",
         sequence=series.sequence,
         series_description=series.description,
-        manufacturer=_text(ds, "Manufacturer"),
+        manufacturer=header_text(ds, "Manufacturer"),
         field_strength_t=field,
         source_format="dicom",
         series_uid=series.uid,
@@ -184,9 +184,9 @@ def read_dicom(path: str | Path, series: str | None = None, require_sagittal: bo
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {p}")
-    frames, where = _collect(p)
-    all_series = _group(frames)
-    chosen = _choose(all_series, series, require_sagittal, where)
+    frames, where = collect_frames(p)
+    all_series = group_series(frames)
+    chosen = choose_series(all_series, series, require_sagittal, where)
     log.info("using DICOM series %s", chosen.label())
     ordered, lps = _series_geometry(chosen)
     data = _load_pixels(ordered)

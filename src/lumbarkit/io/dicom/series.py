@@ -18,18 +18,18 @@ import numpy as np
 from lumbarkit.errors import InputError, SeriesSelectionError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
-    _classify,
-    _float,
-    _Frame,
-    _frames_from_header,
-    _group_value,
-    _iop_problem,
-    _normal,
-    _read_header,
-    _reason,
-    _sop_class,
-    _sop_class_name,
-    _text,
+    classify,
+    header_float,
+    Frame,
+    frames_from_header,
+    group_value,
+    iop_problem,
+    slice_normal,
+    read_header,
+    error_reason,
+    sop_class,
+    sop_class_name,
+    header_text,
     is_dicom_file,
 )
 
@@ -80,25 +80,25 @@ def guess_sequence(
 
 
 def _echo_time_ms(ds: Any) -> float | None:
-    te = _float(ds.get("EchoTime"))
+    te = header_float(ds.get("EchoTime"))
     if te is None:
         shared = ds.get("SharedFunctionalGroupsSequence")
-        te = _float(_group_value([shared[0]] if shared else [], "MREchoSequence", "EffectiveEchoTime"))
+        te = header_float(group_value([shared[0]] if shared else [], "MREchoSequence", "EffectiveEchoTime"))
     return te
 
 
 def _repetition_time_ms(ds: Any) -> float | None:
-    tr = _float(ds.get("RepetitionTime"))
+    tr = header_float(ds.get("RepetitionTime"))
     if tr is None:
         shared = ds.get("SharedFunctionalGroupsSequence")
-        tr = _float(_group_value([shared[0]] if shared else [], "MRTimingAndRelatedParametersSequence", "RepetitionTime"))
+        tr = header_float(group_value([shared[0]] if shared else [], "MRTimingAndRelatedParametersSequence", "RepetitionTime"))
     return tr
 
 
 @dataclass
-class _Series:
+class Series:
     uid: str
-    frames: list[_Frame]
+    frames: list[Frame]
 
     @property
     def header(self) -> Any:
@@ -106,17 +106,17 @@ class _Series:
 
     @property
     def description(self) -> str:
-        return _text(self.header, "SeriesDescription")
+        return header_text(self.header, "SeriesDescription")
 
     @property
     def plane(self) -> str:
         """"sagittal", "coronal", "axial", "mixed" (several orientations) or "no geometry"."""
         iops = [f.iop for f in self.frames]
-        if any(iop is None for iop in iops) or _iop_problem(iops[0]) is not None:
+        if any(iop is None for iop in iops) or iop_problem(iops[0]) is not None:
             return "no geometry"
         if any(not np.allclose(iop, iops[0], atol=COSINE_TOLERANCE) for iop in iops[1:]):
             return "mixed"
-        return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(_normal(iops[0]))))]
+        return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(slice_normal(iops[0]))))]
 
     @property
     def sequence(self) -> str:
@@ -125,25 +125,25 @@ class _Series:
             self.description,
             _echo_time_ms(ds),
             _repetition_time_ms(ds),
-            _float(ds.get("InversionTime")),
-            _text(ds, "MRAcquisitionType").upper() == "3D",
+            header_float(ds.get("InversionTime")),
+            header_text(ds, "MRAcquisitionType").upper() == "3D",
         )
 
     @property
     def is_localizer(self) -> bool:
-        words = (self.description + " " + _text(self.header, "ImageType")).upper()
+        words = (self.description + " " + header_text(self.header, "ImageType")).upper()
         return any(w in words for w in ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "LOCATOR"))
 
     def label(self) -> str:
         return f"{self.uid or '(no SeriesInstanceUID)'} ('{self.description or 'no description'}', {self.plane}, {len(self.frames)} images)"
 
 
-def _listing(series: list[_Series]) -> str:
+def listing(series: list[Series]) -> str:
     text = "; ".join(s.label() for s in series[:MAX_LISTED])
     return text + (f"; and {len(series) - MAX_LISTED} more" if len(series) > MAX_LISTED else "")
 
 
-def _collect(path: Path) -> tuple[list[_Frame], str]:
+def collect_frames(path: Path) -> tuple[list[Frame], str]:
     """Header frames of all DICOM images under ``path`` (a folder or a file) and a display name."""
     if path.is_file():
         if not is_dicom_file(path):
@@ -155,7 +155,7 @@ def _collect(path: Path) -> tuple[list[_Frame], str]:
         )
         if not files:
             raise InputError(f"folder {path} is empty")
-    frames: list[_Frame] = []
+    frames: list[Frame] = []
     broken: list[tuple[Path, str]] = []
     non_image: list[Path] = []
     ignored: list[Path] = []
@@ -167,16 +167,16 @@ def _collect(path: Path) -> tuple[list[_Frame], str]:
                 ignored.append(file)
             continue
         try:
-            ds = _read_header(file)
+            ds = read_header(file)
         except Exception as exc:
-            broken.append((file, _reason(exc)))
+            broken.append((file, error_reason(exc)))
             continue
-        kind = _classify(ds)
+        kind = classify(ds)
         if kind == "image":
-            frames.extend(_frames_from_header(file, ds))
+            frames.extend(frames_from_header(file, ds))
         elif kind == "non-image":
             non_image.append(file)
-            log.debug("ignoring non-image DICOM object %s (%s)", file, _sop_class_name(_sop_class(ds)))
+            log.debug("ignoring non-image DICOM object %s (%s)", file, sop_class_name(sop_class(ds)))
         elif kind == "no-pixels":
             broken.append((file, "an image without pixel data (truncated or incomplete file?)"))
         else:
@@ -189,7 +189,7 @@ def _collect(path: Path) -> tuple[list[_Frame], str]:
         if non_image:
             names = ", ".join(p.name for p in non_image[:3])
             if path.is_file():
-                raise InputError(f"{path.name} is a DICOM {_sop_class_name(_sop_class(_read_header(path))) or 'object'} without pixel data, not an image")
+                raise InputError(f"{path.name} is a DICOM {sop_class_name(sop_class(read_header(path))) or 'object'} without pixel data, not an image")
             raise InputError(f"no DICOM images in {path}: only {len(non_image)} non-image DICOM object(s) ({names})")
         names = ", ".join(p.name for p in ignored[:3])
         raise InputError(f"no DICOM files in {path} ({len(ignored)} non-DICOM file(s), e.g. {names}); pass a volume or image file itself")
@@ -198,8 +198,8 @@ def _collect(path: Path) -> tuple[list[_Frame], str]:
     return frames, (path.name if path.is_file() else str(path))
 
 
-def _group(frames: list[_Frame]) -> list[_Series]:
-    by_uid: dict[str, dict[str, _Frame]] = {}
+def group_series(frames: list[Frame]) -> list[Series]:
+    by_uid: dict[str, dict[str, Frame]] = {}
     for frame in frames:
         instances = by_uid.setdefault(frame.series_uid, {})
         key = frame.instance_uid or f"{frame.path}#{frame.frame}"
@@ -207,19 +207,19 @@ def _group(frames: list[_Frame]) -> list[_Series]:
             log.debug("skipping duplicate instance %s (%s)", key, frame.path)
             continue
         instances[key] = frame
-    series = [_Series(uid, list(instances.values())) for uid, instances in by_uid.items()]
-    series.sort(key=lambda s: (int(_float(s.header.get("SeriesNumber")) or 0), s.description, s.uid))
+    series = [Series(uid, list(instances.values())) for uid, instances in by_uid.items()]
+    series.sort(key=lambda s: (int(header_float(s.header.get("SeriesNumber")) or 0), s.description, s.uid))
     return series
 
 
-def _check_plane(chosen: _Series, require_sagittal: bool, where: str) -> None:
+def _check_plane(chosen: Series, require_sagittal: bool, where: str) -> None:
     plane = chosen.plane
     if require_sagittal and plane not in ("sagittal", "no geometry"):
         what = "mixes image orientations" if plane == "mixed" else f"is {plane}, not sagittal"
         raise InputError(f"no sagittal series in {where}: {chosen.label()} {what}; lumbarkit needs sagittal images")
 
 
-def _choose_named(series: list[_Series], choice: str, require_sagittal: bool, where: str) -> _Series:
+def _choose_named(series: list[Series], choice: str, require_sagittal: bool, where: str) -> Series:
     exact = [s for s in series if s.uid == choice.strip()]
     if exact:
         return exact[0]
@@ -235,12 +235,12 @@ def _choose_named(series: list[_Series], choice: str, require_sagittal: bool, wh
         raise SeriesSelectionError(f"no series of {where} matches --series {choice!r}; available series descriptions: {available}")
     if len(matches) > 1:
         raise SeriesSelectionError(
-            f"--series {choice!r} matches {len(matches)} series of {where}; pass a SeriesInstanceUID: {_listing(matches)}"
+            f"--series {choice!r} matches {len(matches)} series of {where}; pass a SeriesInstanceUID: {listing(matches)}"
         )
     return matches[0]
 
 
-def _choose(series: list[_Series], choice: str | None, require_sagittal: bool, where: str) -> _Series:
+def choose_series(series: list[Series], choice: str | None, require_sagittal: bool, where: str) -> Series:
     if choice:
         chosen = _choose_named(series, choice, require_sagittal, where)
         _check_plane(chosen, require_sagittal, where)
@@ -251,7 +251,7 @@ def _choose(series: list[_Series], choice: str | None, require_sagittal: bool, w
     candidates = [s for s in series if s.plane == "sagittal"]
     if not candidates:
         if require_sagittal:
-            raise InputError(f"no sagittal series in {where}: found {_listing(series)}")
+            raise InputError(f"no sagittal series in {where}: found {listing(series)}")
         candidates = [s for s in series if s.plane != "no geometry"] or series
     candidates = [s for s in candidates if not s.is_localizer] or candidates
     kind = "sagittal " if all(s.plane == "sagittal" for s in candidates) else ""
@@ -261,10 +261,10 @@ def _choose(series: list[_Series], choice: str | None, require_sagittal: bool, w
             return group[0]
         if len(group) > 1:
             raise SeriesSelectionError(
-                f"{where} holds {len(group)} {kind}{family} series; choose one with --series UID or --series DESCRIPTION: {_listing(group)}"
+                f"{where} holds {len(group)} {kind}{family} series; choose one with --series UID or --series DESCRIPTION: {listing(group)}"
             )
     if len(candidates) == 1:
         return candidates[0]
     raise SeriesSelectionError(
-        f"{where} holds {len(candidates)} {kind}series and none is T2 or T1; choose one with --series UID or --series DESCRIPTION: {_listing(candidates)}"
+        f"{where} holds {len(candidates)} {kind}series and none is T2 or T1; choose one with --series UID or --series DESCRIPTION: {listing(candidates)}"
     )

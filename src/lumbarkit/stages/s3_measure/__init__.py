@@ -75,9 +75,9 @@ import numpy as np
 from lumbarkit.errors import InputError
 from lumbarkit.levels import VERTEBRA_NAMES
 from lumbarkit.scan import Scan
-from lumbarkit.stages.s3_measure.bodies import _Body, _body, _grade_bodies, _vertebra_result
-from lumbarkit.stages.s3_measure.discs import _lordosis, _pairs, _segment
-from lumbarkit.stages.s3_measure.labels import _Labels, _neighbour_ids
+from lumbarkit.stages.s3_measure.bodies import BodyFit, fit_vertebra, grade_bodies, vertebra_result
+from lumbarkit.stages.s3_measure.discs import measure_lordosis, pairs, measure_motion_segment
+from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
 from lumbarkit.stages.s3_measure.results import SpineMeasurements
 
 # Re-exported: the public result types, grades and the method's constants, importable from here as before
@@ -139,17 +139,17 @@ def measure(scan: Scan, labels: np.ndarray) -> SpineMeasurements:
     ------
     InputError : the label map is not on the scan's grid or holds no VerSe vertebra or disc ids.
     """
-    lab = _Labels(scan, _check(scan, labels))
+    lab = Labels(scan, _check(scan, labels))
     if not lab.vertebrae and not lab.discs:
         raise InputError("the label map holds no vertebra or disc labels (VerSe ids 1-26, discs 101-126)")
-    bodies: dict[str, _Body] = {}
+    bodies: dict[str, BodyFit] = {}
     for i in lab.vertebrae:  # top to bottom: S1's fallback needs the body above
-        above = [bodies[VERTEBRA_NAMES[o]] for o in _neighbour_ids(lab, i) if o < i]
-        bodies[VERTEBRA_NAMES[i]] = _body(lab, i, above[0] if above else None)
-    vertebrae = _grade_bodies([_vertebra_result(lab, b) for b in bodies.values()], lab)
+        above = [bodies[VERTEBRA_NAMES[o]] for o in neighbour_ids(lab, i) if o < i]
+        bodies[VERTEBRA_NAMES[i]] = fit_vertebra(lab, i, above[0] if above else None)
+    vertebrae = grade_bodies([vertebra_result(lab, b) for b in bodies.values()], lab)
     by_name = {v.name: v for v in vertebrae}
-    discs = tuple(_segment(lab, bodies.get(u), bodies.get(lo), u, lo, by_name) for u, lo in _pairs(lab))
-    lordosis, method = _lordosis(by_name)
+    discs = tuple(measure_motion_segment(lab, bodies.get(u), bodies.get(lo), u, lo, by_name) for u, lo in pairs(lab))
+    lordosis, method = measure_lordosis(by_name)
     log.info("measured %d bodies and %d discs", sum(v.missing_reason is None for v in vertebrae), len(discs))
     return SpineMeasurements(tuple(vertebrae), discs, lordosis, method)
 

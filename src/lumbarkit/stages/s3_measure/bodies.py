@@ -13,9 +13,9 @@ import numpy as np
 from scipy import ndimage
 
 from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
-from lumbarkit.stages.s3_measure.geometry import Line2, _fit_quad, _Quad, _Sampler, _unit
-from lumbarkit.stages.s3_measure.labels import _Labels, _neighbour_ids
-from lumbarkit.stages.s3_measure.results import Measure, VertebraMeasurements, _missing, canal_stenosis, genant_grade
+from lumbarkit.stages.s3_measure.geometry import Line2, fit_quad, Quad, Sampler, unit_vector
+from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
+from lumbarkit.stages.s3_measure.results import Measure, VertebraMeasurements, missing_measure, canal_stenosis, genant_grade
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")
@@ -24,7 +24,7 @@ FUSION_CONTACT_FRACTION = 0.3  # bodies touching over this fraction of the depth
 
 
 @dataclass(frozen=True)
-class _Endplate:
+class Endplate:
     """A superior endplate: anterior and posterior corners and its line (plane mm)."""
 
     sa: np.ndarray
@@ -33,30 +33,30 @@ class _Endplate:
 
 
 @dataclass(frozen=True)
-class _Body:
+class BodyFit:
     name: str
     label: int
     k: int
-    quad: _Quad | None
+    quad: Quad | None
     reason: str | None
     notes: tuple[str, ...]
-    endplate: _Endplate | None = None  # S1 fallback when its label is not a whole body
+    endplate: Endplate | None = None  # S1 fallback when its label is not a whole body
 
 
-def _fit_body(lab: _Labels, label: int, k: int, u0: np.ndarray | None = None) -> tuple[_Quad | None, _Sampler | None, str | None]:
+def fit_body(lab: Labels, label: int, k: int, u0: np.ndarray | None = None) -> tuple[Quad | None, Sampler | None, str | None]:
     """Fit ``label`` on slice ``k``: (quad, sampler, None), or (None, sampler or None, reason)."""
     mask, reason = lab.piece(label, k)
     if mask is None:
         return None, None, reason
     pts = lab.points(mask)
     sampler = lab.sampler(mask)
-    quad = _fit_quad(sampler, pts, lab.initial_direction(label, pts) if u0 is None else u0)
+    quad = fit_quad(sampler, pts, lab.initial_direction(label, pts) if u0 is None else u0)
     if quad is None:
         return None, sampler, f"shape could not be fitted on slice {k}"
     return quad, sampler, None
 
 
-def _facing_endplate(lab: _Labels, sampler: _Sampler, above: _Quad) -> _Endplate | None:
+def facing_endplate(lab: Labels, sampler: Sampler, above: Quad) -> Endplate | None:
     """Superior endplate of a body from the surface its upper neighbour looks at.
 
     Rays leave the upper body's inferior endplate line (extended 50 % beyond both corners) along
@@ -78,73 +78,73 @@ def _facing_endplate(lab: _Labels, sampler: _Sampler, above: _Quad) -> _Endplate
                             max_trials=200, rng=0)
     if model is None or inliers is None or inliers.sum() < 6:
         return None
-    origin, d = np.asarray(model.origin, dtype=float), _unit(np.asarray(model.direction, dtype=float))
+    origin, d = np.asarray(model.origin, dtype=float), unit_vector(np.asarray(model.direction, dtype=float))
     d = lab.plane.frame(d)[0]
     if abs(d @ above.u) < math.cos(math.radians(45)):
         return None
     proj = (np.array(hits)[inliers] - origin) @ d
-    return _Endplate(origin + proj.min() * d, origin + proj.max() * d, (origin, d))
+    return Endplate(origin + proj.min() * d, origin + proj.max() * d, (origin, d))
 
 
-def _fusion(lab: _Labels, label: int, k: int, quad: _Quad) -> str | None:
+def _fusion(lab: Labels, label: int, k: int, quad: Quad) -> str | None:
     mask = lab.raw(label, k)
     grown = ndimage.binary_dilation(mask)
-    for other in _neighbour_ids(lab, label):
+    for other in neighbour_ids(lab, label):
         contact = float((grown & lab.raw(other, k)).sum()) * lab.plane.pixel_mm
         if contact > FUSION_CONTACT_FRACTION * quad.depth_mm:
             return f"fused with {VERTEBRA_NAMES[other]} (bodies touch over {contact:.0f} mm on slice {k}, no disc space)"
     return None
 
 
-def _quad_on(lab: _Labels, body: _Body, k: int) -> _Quad | None:
+def _quad_on(lab: Labels, body: BodyFit, k: int) -> Quad | None:
     """A measured body refitted on slice ``k`` (its own fit when ``k`` is its slice)."""
     if body.quad is None:
         return None
-    return body.quad if k == body.k else _fit_body(lab, body.label, k, body.quad.u)[0]
+    return body.quad if k == body.k else fit_body(lab, body.label, k, body.quad.u)[0]
 
 
-def _body(lab: _Labels, label: int, above: _Body | None) -> _Body:
+def fit_vertebra(lab: Labels, label: int, above: BodyFit | None) -> BodyFit:
     name = VERTEBRA_NAMES[label]
     k = lab.mid_slice(label)
     notes: list[str] = []
     box = lab.boxes[label]
     if lab.labels.shape[0] > 1 and (box[0].start == 0 or box[0].stop == lab.labels.shape[0]):
         notes.append("reaches the first/last sagittal slice: mid-sagittal slice estimated from the visible part")
-    quad, sampler, reason = _fit_body(lab, label, k)
+    quad, sampler, reason = fit_body(lab, label, k)
     fused = None if quad is None else _fusion(lab, label, k, quad)
     if fused:
         quad, reason = None, fused
     endplate = None
     if quad is None and not fused and name == "S1" and sampler is not None and above is not None:
         above_q = _quad_on(lab, above, k) or above.quad
-        endplate = _facing_endplate(lab, sampler, above_q) if above_q is not None else None
+        endplate = facing_endplate(lab, sampler, above_q) if above_q is not None else None
         if endplate is not None:
             reason = f"{reason}: only the superior endplate (facing {above.name}) is measured"
     if reason:
         log.info("%s: %s", name, reason)
-    return _Body(name, label, k, quad, reason, tuple(notes), endplate)
+    return BodyFit(name, label, k, quad, reason, tuple(notes), endplate)
 
 
-def _canal(lab: _Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> tuple[Measure, str | None]:
+def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> tuple[Measure, str | None]:
     if not lab.has_canal:
-        return _missing("canal_ap", "mm", "no canal label (100)", k), None
+        return missing_measure("canal_ap", "mm", "no canal label (100)", k), None
     raw = lab.raw(CANAL_ID, k)
     if not raw.any():
-        return _missing("canal_ap", "mm", f"no canal on slice {k}", k), None
-    ext = _Sampler(raw, lab.plane).extent(centre, u, reach)
+        return missing_measure("canal_ap", "mm", f"no canal on slice {k}", k), None
+    ext = Sampler(raw, lab.plane).extent(centre, u, reach)
     if ext is None or ext[1] <= 0:
-        return _missing("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
+        return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
     a, b = centre + max(ext[0], 0.0) * u, centre + ext[1] * u
     line = lab.line(f"{who} canal AP", a, b, k)
     return Measure("canal_ap", line.length_mm, "mm", k, (line,)), canal_stenosis(line.length_mm)
 
 
-def _vertebra_result(lab: _Labels, body: _Body) -> VertebraMeasurements:
+def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:
     centroid = tuple(float(v) for v in lab.centroid_mm(body.label))
     k, q, n = body.k, body.quad, body.name
     if q is None:
         reason = body.reason or "not measured"
-        miss = {f: _missing(f, u, reason, k) for f, u in _BODY_FIELDS}
+        miss = {f: missing_measure(f, u, reason, k) for f, u in _BODY_FIELDS}
         if body.endplate is None:
             return VertebraMeasurements(n, body.label, k, centroid, None, **miss, missing_reason=reason, notes=body.notes)  # type: ignore[arg-type]
         ep = body.endplate
@@ -156,7 +156,7 @@ def _vertebra_result(lab: _Labels, body: _Body) -> VertebraMeasurements:
     depth = lab.line(f"{n} AP depth", q.depth[0], q.depth[1], k)
     sup = lab.line(f"{n} superior endplate", *q.endplate_segment("superior"), k)
     inf = lab.line(f"{n} inferior endplate", *q.endplate_segment("inferior"), k)
-    canal, flag = _canal(lab, k, q.centre, q.u, q.depth_mm + 60.0, n)
+    canal, flag = canal_diameter(lab, k, q.centre, q.u, q.depth_mm + 60.0, n)
     return VertebraMeasurements(
         n, body.label, k, centroid, tuple(lab.plane.ras(c, k) for c in q.corners),  # type: ignore[arg-type]
         height_anterior=Measure("height_anterior", ha, "mm", k, (lines[0],)),
@@ -167,8 +167,8 @@ def _vertebra_result(lab: _Labels, body: _Body) -> VertebraMeasurements:
         inferior_endplate_angle=Measure("inferior_endplate_angle", lab.plane.angle_deg(q.inferior[1] * np.sign(q.inferior[1] @ q.u)), "deg", k, (inf,)),
         wedge_ratio=Measure("wedge_ratio", ha / hp, "ratio", k),
         biconcavity=Measure("biconcavity", hm / hp, "ratio", k),
-        height_loss=_missing("height_loss", "%", "pending"),
-        genant_grade=_missing("genant_grade", "grade", "pending"),
+        height_loss=missing_measure("height_loss", "%", "pending"),
+        genant_grade=missing_measure("genant_grade", "grade", "pending"),
         canal_ap=canal, canal_stenosis=flag, notes=body.notes,
     )
 
@@ -180,7 +180,7 @@ _BODY_FIELDS = (
 )
 
 
-def _grade_bodies(vertebrae: list[VertebraMeasurements], lab: _Labels) -> list[VertebraMeasurements]:
+def grade_bodies(vertebrae: list[VertebraMeasurements], lab: Labels) -> list[VertebraMeasurements]:
     """Height loss against max(own Hp, mean Hp of measured adjacent bodies) and the Genant grade."""
     by_label = {v.label: v for v in vertebrae}
     out = []
@@ -189,10 +189,10 @@ def _grade_bodies(vertebrae: list[VertebraMeasurements], lab: _Labels) -> list[V
             out.append(v)
             continue
         if v.name == "S1":
-            out.append(replace(v, height_loss=_missing("height_loss", "%", "not graded for S1", v.slice_index),
-                               genant_grade=_missing("genant_grade", "grade", "not graded for S1", v.slice_index)))
+            out.append(replace(v, height_loss=missing_measure("height_loss", "%", "not graded for S1", v.slice_index),
+                               genant_grade=missing_measure("genant_grade", "grade", "not graded for S1", v.slice_index)))
             continue
-        refs = [by_label[o].height_posterior.value for o in _neighbour_ids(lab, v.label)
+        refs = [by_label[o].height_posterior.value for o in neighbour_ids(lab, v.label)
                 if o in by_label and by_label[o].name != "S1" and by_label[o].height_posterior.ok]
         hp = float(v.height_posterior.value)  # type: ignore[arg-type]
         ref = max([hp] + ([float(np.mean(refs))] if refs else []))

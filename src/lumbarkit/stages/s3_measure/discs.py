@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from lumbarkit.levels import DISC_OFFSET, VERTEBRA_NAMES, disc_name, vertebra_id
-from lumbarkit.stages.s3_measure.bodies import _Body, _canal, _Endplate, _facing_endplate, _fit_body
-from lumbarkit.stages.s3_measure.geometry import CHORD_FRACTIONS, _fit_quad, _on_line, _Quad, _Sampler, _unit
-from lumbarkit.stages.s3_measure.labels import _Labels, _neighbour_ids
-from lumbarkit.stages.s3_measure.results import DiscMeasurements, Measure, VertebraMeasurements, _missing, meyerding_grade
+from lumbarkit.stages.s3_measure.bodies import BodyFit, canal_diameter, Endplate, facing_endplate, fit_body
+from lumbarkit.stages.s3_measure.geometry import CHORD_FRACTIONS, fit_quad, on_line, Quad, Sampler, unit_vector
+from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
+from lumbarkit.stages.s3_measure.results import DiscMeasurements, Measure, VertebraMeasurements, missing_measure, meyerding_grade
 
 
 _DISC_FIELDS = (
@@ -41,14 +41,14 @@ class _DiscFrame:
     def endplate_hit(self, base: np.ndarray, which: str) -> tuple[float | None, bool]:
         """Where the chord through ``base`` meets an endplate line, and whether that is between its corners."""
         a, b = self.upper if which == "upper" else self.lower
-        t = _on_line((a, _unit(b - a)), base, self.v)
+        t = on_line((a, unit_vector(b - a)), base, self.v)
         if t is None:
             return None, False
         x = base + t * self.v
         return t, bool(0.0 <= (x - a) @ (b - a) <= (b - a) @ (b - a))
 
 
-def _disc_frame(lab: _Labels, up_q: _Quad, lo: _Endplate) -> _DiscFrame:
+def _disc_frame(lab: Labels, up_q: Quad, lo: Endplate) -> _DiscFrame:
     a = (up_q.corners[3] + lo.sa) / 2
     p = (up_q.corners[2] + lo.sp) / 2
     u, v = lab.plane.frame(p - a)
@@ -65,7 +65,7 @@ def _end(mask_t: float | None, hit: tuple[float | None, bool]) -> float | None:
     return mask_t if (inside or t_line is None) and mask_t is not None else t_line
 
 
-def _gap_chord(fr: _DiscFrame, base: np.ndarray, up_s: _Sampler, lo_s: _Sampler):
+def _gap_chord(fr: _DiscFrame, base: np.ndarray, up_s: Sampler, lo_s: Sampler):
     """Gap between the two body masks along a chord."""
     e_up = up_s.extent(base, fr.v, fr.half, need="last")
     e_lo = lo_s.extent(base, fr.v, fr.half, need="first")
@@ -76,7 +76,7 @@ def _gap_chord(fr: _DiscFrame, base: np.ndarray, up_s: _Sampler, lo_s: _Sampler)
     return base + t0 * fr.v, base + t1 * fr.v
 
 
-def _disc_chord(fr: _DiscFrame, base: np.ndarray, disc_s: _Sampler):
+def _disc_chord(fr: _DiscFrame, base: np.ndarray, disc_s: Sampler):
     """Disc mask extent along a chord."""
     ext = disc_s.extent(base, fr.v, fr.half)
     if ext is None:
@@ -88,11 +88,11 @@ def _disc_chord(fr: _DiscFrame, base: np.ndarray, disc_s: _Sampler):
     return base + t0 * fr.v, base + t1 * fr.v
 
 
-def _chord_measures(lab: _Labels, names: tuple[str, ...], fields: tuple[str, ...], chords, k: int, what: str) -> dict[str, Measure]:
+def _chord_measures(lab: Labels, names: tuple[str, ...], fields: tuple[str, ...], chords, k: int, what: str) -> dict[str, Measure]:
     out = {}
     for f, h, g in zip(fields, names, chords):
         if g is None:
-            out[f] = _missing(f, "mm", "the chord does not meet the disc or both bodies", k)
+            out[f] = missing_measure(f, "mm", "the chord does not meet the disc or both bodies", k)
         else:
             line = lab.line(f"{what} {h}", g[0], g[1], k)
             out[f] = Measure(f, line.length_mm, "mm", k, (line,))
@@ -105,14 +105,14 @@ def _chord_measures(lab: _Labels, names: tuple[str, ...], fields: tuple[str, ...
 MIN_ENDPLATE_RATIO = 0.8
 
 
-def _slip(lab: _Labels, up_q: _Quad, lo: _Endplate, k: int, name: str) -> dict[str, Measure]:
+def _slip(lab: Labels, up_q: Quad, lo: Endplate, k: int, name: str) -> dict[str, Measure]:
     """Offset of the upper body's IP corner along the lower body's superior endplate (SA -> SP)."""
     length = float(np.linalg.norm(lo.sp - lo.sa))
     upper_length = float(np.linalg.norm(up_q.corners[2] - up_q.corners[3]))
     if length < MIN_ENDPLATE_RATIO * upper_length:  # a partly segmented lower body: no reference for the slip
         why = (f"the lower body's superior endplate ({length:.0f} mm) is much shorter than the upper body's "
                f"inferior endplate ({upper_length:.0f} mm): lower body only partly segmented")
-        return {f: _missing(f, u, why, k) for f, u in (("slip_mm", "mm"), ("slip_percent", "%"), ("meyerding_grade", "grade"))}
+        return {f: missing_measure(f, u, why, k) for f, u in (("slip_mm", "mm"), ("slip_percent", "%"), ("meyerding_grade", "grade"))}
     e = (lo.sp - lo.sa) / length
     offset = float((lo.sp - up_q.corners[2]) @ e)
     pct = 100.0 * offset / length
@@ -124,7 +124,7 @@ def _slip(lab: _Labels, up_q: _Quad, lo: _Endplate, k: int, name: str) -> dict[s
     }
 
 
-def _segment_slice(lab: _Labels, did: int, upper: _Body | None, lower: _Body | None) -> int | None:
+def _segment_slice(lab: Labels, did: int, upper: BodyFit | None, lower: BodyFit | None) -> int | None:
     if did in lab.discs:
         return lab.mid_slice(did)
     if upper is not None and lower is not None:
@@ -132,20 +132,20 @@ def _segment_slice(lab: _Labels, did: int, upper: _Body | None, lower: _Body | N
     return None
 
 
-def _segment_bodies(lab: _Labels, upper: _Body | None, lower: _Body | None, names: tuple[str, str], k: int):
+def _segment_bodies(lab: Labels, upper: BodyFit | None, lower: BodyFit | None, names: tuple[str, str], k: int):
     """Both bodies on slice ``k``: (upper quad, its sampler, lower endplate, its sampler, reason)."""
     bad = [(b, nm) for b, nm in zip((upper, lower), names) if b is None or (b.quad is None and b.endplate is None)]
     if bad or upper is None or lower is None or upper.quad is None:
         bad = bad or [(upper, names[0])]
         return None, None, None, None, "; ".join(f"{nm} not measured ({b.reason})" if b is not None else f"{nm} not labelled" for b, nm in bad)
-    up_q, up_s, r1 = _fit_body(lab, upper.label, k, upper.quad.u)
+    up_q, up_s, r1 = fit_body(lab, upper.label, k, upper.quad.u)
     if up_q is None:
         return None, None, None, None, f"{upper.name} not measurable on slice {k}: {r1}"
-    lo_q, lo_s, r2 = _fit_body(lab, lower.label, k, lower.quad.u if lower.quad is not None else None)
+    lo_q, lo_s, r2 = fit_body(lab, lower.label, k, lower.quad.u if lower.quad is not None else None)
     if lo_q is not None:
-        lo_ep = _Endplate(lo_q.corners[0], lo_q.corners[1], lo_q.superior)
+        lo_ep = Endplate(lo_q.corners[0], lo_q.corners[1], lo_q.superior)
     elif lower.name == "S1" and lo_s is not None:
-        lo_ep = _facing_endplate(lab, lo_s, up_q)
+        lo_ep = facing_endplate(lab, lo_s, up_q)
     else:
         lo_ep = None
     if lo_ep is None:
@@ -156,14 +156,14 @@ def _segment_bodies(lab: _Labels, upper: _Body | None, lower: _Body | None, name
 MAX_DISC_HEIGHT_MM = 25.0  # taller "discs" mean a vertebral body between the two was missed
 
 
-def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: str, lo_name: str,
+def measure_motion_segment(lab: Labels, upper: BodyFit | None, lower: BodyFit | None, up_name: str, lo_name: str,
              body_results: dict[str, VertebraMeasurements]) -> DiscMeasurements:
     name = f"{up_name}/{lo_name}"
     did = DISC_OFFSET + vertebra_id(up_name)
     k = _segment_slice(lab, did, upper, lower)
     if k is None:
         reason = "neither a disc label nor both adjacent bodies"
-        return DiscMeasurements(name, up_name, lo_name, did, None, "", **{f: _missing(f, u, reason) for f, u in _DISC_FIELDS},  # type: ignore[arg-type]
+        return DiscMeasurements(name, up_name, lo_name, did, None, "", **{f: missing_measure(f, u, reason) for f, u in _DISC_FIELDS},  # type: ignore[arg-type]
                                 missing_reason=reason)
     m: dict[str, Measure] = {}
     up_q, up_s, lo_ep, lo_s, body_reason = _segment_bodies(lab, upper, lower, (up_name, lo_name), k)
@@ -184,7 +184,7 @@ def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: st
             if fr is not None:
                 chords = [_disc_chord(fr, b, disc_s) for b in fr.bases()]
             else:
-                dq = _fit_quad(disc_s, lab.points(mask), lab.initial_direction(did, lab.points(mask)))
+                dq = fit_quad(disc_s, lab.points(mask), lab.initial_direction(did, lab.points(mask)))
                 chords = list(dq.chords) if dq is not None else []
                 disc_reason = None if dq is not None else f"disc shape could not be fitted on slice {k}"
                 u_mid = dq.u if dq is not None else None
@@ -214,7 +214,7 @@ def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: st
         m["disc_height_index"] = Measure("disc_height_index", dhi, "ratio", k)
     flag = None
     if centre is not None and u_mid is not None:
-        m["canal_ap"], flag = _canal(lab, k, centre, u_mid, 100.0, name)
+        m["canal_ap"], flag = canal_diameter(lab, k, centre, u_mid, 100.0, name)
     for f, unit in _DISC_FIELDS:
         if f not in m:
             if f in heights:
@@ -225,16 +225,16 @@ def _segment(lab: _Labels, upper: _Body | None, lower: _Body | None, up_name: st
                 why = "disc not measured"
             else:
                 why = body_reason or "not measurable"
-            m[f] = _missing(f, unit, why, k)
+            m[f] = missing_measure(f, unit, why, k)
     missing = None if any(x.ok for x in m.values()) else (disc_reason or body_reason or "not measurable")
     return DiscMeasurements(name, up_name, lo_name, did, k, source, **m, canal_stenosis=flag, missing_reason=missing)  # type: ignore[arg-type]
 
 
-def _pairs(lab: _Labels) -> list[tuple[str, str]]:
+def pairs(lab: Labels) -> list[tuple[str, str]]:
     """(upper, lower) names of every segment with both bodies or a disc label."""
     out = set()
     for i in lab.vertebrae:
-        for j in _neighbour_ids(lab, i):
+        for j in neighbour_ids(lab, i):
             if j > i:
                 out.add((VERTEBRA_NAMES[i], VERTEBRA_NAMES[j]))
     for d in lab.discs:
@@ -246,10 +246,10 @@ def _pairs(lab: _Labels) -> list[tuple[str, str]]:
     return sorted(out, key=lambda p: vertebra_id(p[0]))
 
 
-def _lordosis(vertebrae: dict[str, VertebraMeasurements]) -> tuple[Measure, str | None]:
+def measure_lordosis(vertebrae: dict[str, VertebraMeasurements]) -> tuple[Measure, str | None]:
     l1 = vertebrae.get("L1")
     if l1 is None or not l1.superior_endplate_angle.ok:
-        return _missing("lordosis", "deg", "L1 superior endplate not measured"), None
+        return missing_measure("lordosis", "deg", "L1 superior endplate not measured"), None
     top = l1.superior_endplate_angle
     s1 = vertebrae.get("S1")
     if s1 is not None and s1.superior_endplate_angle.ok:
@@ -257,7 +257,7 @@ def _lordosis(vertebrae: dict[str, VertebraMeasurements]) -> tuple[Measure, str 
     else:
         l5 = vertebrae.get("L5")
         if l5 is None or not l5.inferior_endplate_angle.ok:
-            return _missing("lordosis", "deg", "neither the S1 superior nor the L5 inferior endplate is measured"), None
+            return missing_measure("lordosis", "deg", "neither the S1 superior nor the L5 inferior endplate is measured"), None
         bottom, method = l5.inferior_endplate_angle, "L1-L5 (S1 not measured)"
     value = float(bottom.value) - float(top.value)  # type: ignore[arg-type]
     return Measure("lordosis", value, "deg", top.slice_index, top.lines + bottom.lines), method

@@ -1,8 +1,8 @@
 """Slice geometry for measurements: the plane mm frame of a slice, mask edges, lines, quadrilateral fit.
 
-Part of :mod:`lumbarkit.stages.s3_measure`: :class:`_Plane` maps canonical slice pixels to an
-isometric 2D mm frame (and to RAS), :class:`_Sampler` finds where a smoothed mask crosses 0.5
-along a line, and :func:`_fit_quad` fits a body/disc quadrilateral (module doc of
+Part of :mod:`lumbarkit.stages.s3_measure`: :class:`Plane` maps canonical slice pixels to an
+isometric 2D mm frame (and to RAS), :class:`Sampler` finds where a smoothed mask crosses 0.5
+along a line, and :func:`fit_quad` fits a body/disc quadrilateral (module doc of
 :mod:`lumbarkit.stages.s3_measure`, steps 1-4).
 """
 
@@ -29,26 +29,26 @@ SMOOTHING_SIGMA_PX = 0.7  # Gaussian smoothing of a mask before its 0.5 edge is 
 # ---------------------------------------------------------------- slice geometry
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_vector(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-class _Plane:
+class Plane:
     """Isometric 2D mm frame of canonical slices: plane (x, y) <-> pixel (i, j) <-> RAS."""
 
     def __init__(self, affine: np.ndarray):
         a_k, a_i, a_j = (affine[:3, c] for c in range(3))
         self._a_k, self._t = a_k, affine[:3, 3]
-        self.e1 = _unit(a_i)
-        self.e2 = _unit(a_j - (a_j @ self.e1) * self.e1)
+        self.e1 = unit_vector(a_i)
+        self.e2 = unit_vector(a_j - (a_j @ self.e1) * self.e1)
         self.to_plane = np.array([[np.linalg.norm(a_i), a_j @ self.e1], [0.0, a_j @ self.e2]])
         self.to_pixel = np.linalg.inv(self.to_plane)
         self.pixel_mm = float(min(np.linalg.norm(a_i), np.linalg.norm(a_j)))
         # patient superior and posterior as seen within the slice plane
         sup = np.array([self.e1[2], self.e2[2]])
-        self.superior = _unit(sup)
+        self.superior = unit_vector(sup)
         post = np.array([-self.e1[1], -self.e2[1]])
-        self.posterior = _unit(post - (post @ self.superior) * self.superior)
+        self.posterior = unit_vector(post - (post @ self.superior) * self.superior)
 
     def pixels_to_plane(self, ij: np.ndarray) -> np.ndarray:
         return np.asarray(ij, dtype=float) @ self.to_plane.T
@@ -66,7 +66,7 @@ class _Plane:
 
     def frame(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``u`` oriented anterior->posterior and its perpendicular oriented superior->inferior."""
-        u = _unit(u)
+        u = unit_vector(u)
         if u @ self.posterior < 0:
             u = -u
         v = np.array([-u[1], u[0]])
@@ -79,10 +79,10 @@ class _Plane:
         return math.degrees(math.atan2(direction @ self.superior, direction @ self.posterior))
 
 
-class _Sampler:
+class Sampler:
     """Locates the edges of one 2D mask along lines given in plane mm."""
 
-    def __init__(self, mask: np.ndarray, plane: _Plane, sigma_px: float = SMOOTHING_SIGMA_PX):
+    def __init__(self, mask: np.ndarray, plane: Plane, sigma_px: float = SMOOTHING_SIGMA_PX):
         self.plane = plane
         rows, cols = np.nonzero(mask)
         pad = int(math.ceil(3 * sigma_px)) + 2
@@ -132,17 +132,17 @@ def _fit_line(points: list[np.ndarray]) -> Line2 | None:
     model = LineModelND.from_estimate(np.asarray(points, dtype=float))
     if not model:
         return None
-    return np.asarray(model.origin, dtype=float), _unit(np.asarray(model.direction, dtype=float))
+    return np.asarray(model.origin, dtype=float), unit_vector(np.asarray(model.direction, dtype=float))
 
 
-def _on_line(line: Line2, base: np.ndarray, d: np.ndarray) -> float | None:
+def on_line(line: Line2, base: np.ndarray, d: np.ndarray) -> float | None:
     """Parameter ``t`` where ``base + t d`` meets ``line``."""
     hit = _intersect(base, d, line[0], line[1])
     return None if hit is None else float((hit - base) @ d)
 
 
 @dataclass(frozen=True)
-class _Quad:
+class Quad:
     """A body or disc fitted on one slice (plane mm): mid-line, chords, edge lines, corners."""
 
     u: np.ndarray
@@ -170,12 +170,12 @@ class _Quad:
         line = self.superior if which == "superior" else self.inferior
         ends = []
         for top, bottom in (self.chords[0], self.chords[-1]):
-            t = _on_line(line, top, self.v)
+            t = on_line(line, top, self.v)
             ends.append(top + (t if t is not None else 0.0) * self.v)
         return ends[0], ends[1]
 
 
-def _quad_along(s: _Sampler, c: np.ndarray, u: np.ndarray, v: np.ndarray, half: float) -> _Quad | None:
+def _quad_along(s: Sampler, c: np.ndarray, u: np.ndarray, v: np.ndarray, half: float) -> Quad | None:
     ext = s.extent(c, u, half)
     if ext is None:
         return None
@@ -209,10 +209,10 @@ def _quad_along(s: _Sampler, c: np.ndarray, u: np.ndarray, v: np.ndarray, half: 
     if any(k is None or np.linalg.norm(k - c) > half for k in corners):
         return None
     measured = tuple(chords[f] for f in CHORD_FRACTIONS)
-    return _Quad(u, v, (a_pt, p_pt), measured, sup, inf, tuple(corners))  # type: ignore[arg-type]
+    return Quad(u, v, (a_pt, p_pt), measured, sup, inf, tuple(corners))  # type: ignore[arg-type]
 
 
-def _fit_quad(s: _Sampler, points: np.ndarray, u0: np.ndarray, max_iter: int = 25) -> _Quad | None:
+def fit_quad(s: Sampler, points: np.ndarray, u0: np.ndarray, max_iter: int = 25) -> Quad | None:
     """Iterate the mid-line through the wall midpoints (module doc, steps 1-4)."""
     plane = s.plane
     c = points.mean(axis=0)

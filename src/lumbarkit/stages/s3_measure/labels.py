@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from lumbarkit.levels import CANAL_ID, DISC_OFFSET, VERTEBRA_NAMES
 from lumbarkit.scan import Scan
-from lumbarkit.stages.s3_measure.geometry import _Plane, _Sampler
+from lumbarkit.stages.s3_measure.geometry import Plane, Sampler
 from lumbarkit.stages.s3_measure.results import MeasuredLine
 
 # One logger for the whole stage, named after the public module (log output unchanged).
@@ -23,12 +23,12 @@ MIN_PIXELS = 12
 SPLIT_FRACTION = 0.25  # a second piece this large (vs the largest) makes a mask "split"
 
 
-class _Labels:
+class Labels:
     """A label map with its slice geometry: per-label boxes, centroids and per-slice masks."""
 
     def __init__(self, scan: Scan, labels: np.ndarray):
         self.scan, self.labels = scan, labels
-        self.plane = _Plane(scan.affine)
+        self.plane = Plane(scan.affine)
         ids = [int(v) for v in np.unique(labels) if v != 0]
         self.vertebrae = sorted(i for i in ids if i in VERTEBRA_NAMES)
         self.discs = sorted(i for i in ids if i - DISC_OFFSET in VERTEBRA_NAMES)
@@ -87,8 +87,8 @@ class _Labels:
     def points(self, mask: np.ndarray) -> np.ndarray:
         return self.plane.pixels_to_plane(np.argwhere(mask))
 
-    def sampler(self, mask: np.ndarray) -> _Sampler:
-        return _Sampler(mask, self.plane)
+    def sampler(self, mask: np.ndarray) -> Sampler:
+        return Sampler(mask, self.plane)
 
     def line(self, name: str, a: np.ndarray, b: np.ndarray, k: int) -> MeasuredLine:
         return MeasuredLine(name, self.plane.ras(a, k), self.plane.ras(b, k), float(np.linalg.norm(b - a)), int(k))
@@ -106,7 +106,7 @@ class _Labels:
         return max(vecs.T, key=lambda e: abs(e @ self.plane.posterior))
 
 
-def _neighbour_ids(lab: _Labels, label: int) -> list[int]:
+def neighbour_ids(lab: Labels, label: int) -> list[int]:
     """Anatomically adjacent vertebra ids present in the label map (L5-S1, or L5-L6-S1)."""
     def adjacent(a: int, b: int) -> bool:
         lo, hi = sorted((a, b))

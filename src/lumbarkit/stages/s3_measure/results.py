@@ -63,7 +63,7 @@ class Measure:
         return self.value is not None
 
 
-def _missing(name: str, unit: str, reason: str, slice_index: int | None = None) -> Measure:
+def missing_measure(name: str, unit: str, reason: str, slice_index: int | None = None) -> Measure:
     return Measure(name, None, unit, slice_index, (), reason)
 
 

@@ -114,7 +114,7 @@ def _between_bodies(label_slice: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
+def codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
     """Target codes for a canonical (slices, rows, cols) label volume of one source."""
     codes = np.zeros(labels.shape, dtype=np.uint8)
     if source in ("vb1", "vb2", "vb3"):
@@ -173,7 +173,7 @@ def _volume_cases(data: Path) -> list[dict]:
         for r in _read_index(space / "index.csv")
     ]
     cases = [c for c in cases if c["image"].exists() and c["label"].exists()]
-    return _group_same_patients(cases)
+    return group_same_patients(cases)
 
 
 SAME_PATIENT_MM = 6.0  # label centroids of two series of one patient agree within this
@@ -193,7 +193,7 @@ def _label_centroids(path: Path) -> tuple[tuple, dict[int, np.ndarray]]:
     return labels.shape, {i: np.asarray(c) * spacing for i, c in zip(ids, cents)}
 
 
-def _group_same_patients(cases: list[dict]) -> list[dict]:
+def group_same_patients(cases: list[dict]) -> list[dict]:
     """One patient id for volumes of one source whose masks share the grid and whose label
     centroids agree within SAME_PATIENT_MM (a copied mask, or T1/T2 series labelled on one
     geometry), so that a patient never sits on both sides of a CV split."""
@@ -245,7 +245,7 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
     else:
         scan = load_scan(case["image"])
         labels = read_label_volume(case["label"])
-        codes = _codes_volume(labels, case["source"])
+        codes = codes_volume(labels, case["source"])
     spacing_rc = scan.spacing_mm[1:]
     out = []
     for k in range(scan.shape[0]):

@@ -175,7 +175,7 @@ def _progress(enabled: bool, total: int, start: int):
     return p, p.add_task("segment", total=total, completed=start)
 
 
-def _finished_net(workdir: Path, cfg: SegTrainConfig):
+def finished_net(workdir: Path, cfg: SegTrainConfig):
     """The net of a finished run in ``workdir`` (checkpoint at the last step), else None."""
     import torch
 
@@ -211,7 +211,7 @@ def train_segmentation(data: Path, out: Path, cfg: SegTrainConfig, fold: int | N
     folds = patient_folds(cases, cfg.n_folds, cfg.seed)
     train_cases = cases if fold is None else [c for c in cases if folds[c["patient"]] != fold]
     workdir = out / ("work" if fold is None else f"work_fold{fold}")
-    net = _finished_net(workdir, cfg)
+    net = finished_net(workdir, cfg)
     if net is None:
         log.info("training on %d cases", len(train_cases))
         net = train_net(load_slices(data, cfg, train_cases), cfg, workdir, progress)
