@@ -3,11 +3,10 @@
 Importing the package does no I/O, downloads nothing and does not import torch.
 """
 
-__version__ = "0.1.0"
-
-from lumbarkit.errors import LumbarkitError  # noqa: E402
-from lumbarkit.io.readers import load_scan  # noqa: E402
-from lumbarkit.scan import Scan, ScanMetadata, Segmentation  # noqa: E402
+from lumbarkit.errors import LumbarkitError
+from lumbarkit.io.readers import load_scan
+from lumbarkit.scan import Scan, ScanMetadata, Segmentation
+from lumbarkit.version import __version__
 
 
 def analyze(source, spacing_mm=None, series=None, config=None, keep_phi=False):

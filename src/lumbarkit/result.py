@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lumbarkit import __version__
+from lumbarkit.version import __version__
 from lumbarkit.scan import Scan
 
 SCHEMA_VERSION = "1.0"

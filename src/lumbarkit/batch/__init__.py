@@ -154,7 +154,7 @@ def peak_rss_mb() -> float | None:
 
 
 def marker_document(job: Job, config: PipelineConfig) -> dict:
-    from lumbarkit import __version__
+    from lumbarkit.version import __version__
 
     return {"id": job.id, **job.key(), "lumbarkit_version": __version__, "config": asdict(config)}
 

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from lumbarkit import __version__
+from lumbarkit.version import __version__
 from lumbarkit.errors import LumbarkitError
 
 app = typer.Typer(

@@ -89,7 +89,7 @@ def _quiet_names():
 
 
 def _version() -> str:
-    from lumbarkit import __version__
+    from lumbarkit.version import __version__
 
     return __version__
 

@@ -6,7 +6,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from lumbarkit import __version__
+from lumbarkit.version import __version__
 from lumbarkit.result import RESEARCH_NOTICE
 
 BINARY_FINDINGS = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")

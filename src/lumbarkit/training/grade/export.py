@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lumbarkit import __version__
+from lumbarkit.version import __version__
 from lumbarkit.models.folder import sha256_file
 from lumbarkit.tasks import TASKS
 

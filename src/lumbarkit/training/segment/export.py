@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 
-from lumbarkit import __version__
+from lumbarkit.version import __version__
 from lumbarkit.models.folder import sha256_file
 from lumbarkit.seg_classes import CLASS_NAMES
 
