@@ -146,10 +146,10 @@ def test_shipped_grader_onnx_matches_torch():
     from lumbarkit.nets.grader import build_grader
 
     folder = _shipped()
-    net = build_grader(folder.meta["architecture"])
+    net = build_grader(dict(folder.spec.architecture))
     net.load_state_dict(load_file(str(folder.path / "weights.safetensors")))
     net.eval()
-    shape = CropSpec.from_dict(folder.meta["crop_spec"])
+    shape = folder.spec.crop_spec
     x = np.random.default_rng(0).random((4, shape.n_slices, *shape.shape_px), dtype=np.float32)
     with torch.no_grad():
         expected = {k: torch.softmax(v, 1).numpy() for k, v in net(torch.as_tensor(x)).items()}
@@ -165,9 +165,9 @@ def test_shipped_grader_card_and_size():
     assert "lumbarkit train grade" in card and "Cross-validated" in card
     assert (folder.path / "model.onnx").stat().st_size < 20e6
     assert (folder.path / "weights.safetensors").stat().st_size < 20e6
-    assert folder.meta["training"]["data"]["discs"] > 1000
-    assert "cv" in folder.meta["metrics"]
-    assert folder.meta["metrics"]["cv"]["folds_done"] == [0, 1, 2, 3, 4]  # a complete patient-level CV
+    assert folder.spec.training["data"]["discs"] > 1000
+    assert "cv" in folder.spec.document["metrics"]
+    assert folder.spec.document["metrics"]["cv"]["folds_done"] == [0, 1, 2, 3, 4]  # a complete patient-level CV
     assert "## Ablation" in card and "(5 of 5)" in card
 
 

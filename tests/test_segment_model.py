@@ -19,12 +19,12 @@ CLI = [sys.executable, "-c", "from lumbarkit.cli.main import run; run()"]
 
 def test_packaged_model_loads_and_describes_itself():
     model = packaged_model("segment_2d")
-    assert model.meta["classes"][:4] == ["background", "vertebral_body", "disc", "spinal_canal"]
-    assert model.meta["input"]["pixel_mm"] > 0
-    assert set(model.meta["files"]) == {"model.onnx", "weights.safetensors"}
+    assert model.spec.classes[:4] == ("background", "vertebral_body", "disc", "spinal_canal")
+    assert model.spec.pixel_mm > 0
+    assert set(model.spec.files) == {"model.onnx", "weights.safetensors"}
     out = model.run(np.zeros((1, 1, 64, 48), dtype=np.float32))
-    assert out.shape == (1, len(model.meta["classes"]), 64, 48)
-    cv = model.meta["metrics"]["cv"]
+    assert out.shape == (1, len(model.spec.classes), 64, 48)
+    cv = model.spec.document["metrics"]["cv"]
     assert cv["folds_done"] == list(range(cv["n_folds"])) and cv["n_folds"] == 5  # a complete patient-level CV
     card = (model.path / "MODEL_CARD.md").read_text()
     assert "Folds finished: 5 of 5" in card and "lumbarkit train segment" in card
@@ -48,7 +48,7 @@ def test_onnx_and_torch_outputs_agree():
     from lumbarkit.nets.segmentation import build_segmentation_net
 
     model = packaged_model("segment_2d")
-    net = build_segmentation_net(model.meta["architecture"])
+    net = build_segmentation_net(dict(model.spec.architecture))
     net.load_state_dict(load_file(str(model.path / "weights.safetensors")))
     net.eval()
     x = np.random.default_rng(0).random((2, 1, 160, 128), dtype=np.float32)
@@ -101,7 +101,7 @@ def test_model_card_reports_cross_validation():
     model = packaged_model("segment_2d")
     card = (model.path / "MODEL_CARD.md").read_text()
     assert "Cross-validated" in card and "lumbarkit train segment" in card
-    cv = model.meta["metrics"]["cv"]
+    cv = model.spec.document["metrics"]["cv"]
     assert cv["n_cases"] > 0 and "dice_disc" in cv["overall"]
     json.dumps(cv)
 

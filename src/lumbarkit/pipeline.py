@@ -74,8 +74,10 @@ class PipelineConfig:
 class Pipeline:
     """Runs every stage on a scan with models loaded once (lazily)."""
 
-    def __init__(self, config: PipelineConfig | None = None):
+    def __init__(self, config: PipelineConfig | None = None, threads: int | None = None):
+        """``threads``: ONNX Runtime threads per model (None: the default of :class:`ModelFolder`)."""
         self.config = config or PipelineConfig()
+        self.threads = threads
         self._segmenter = None
         self._grader = None
         self._grader_missing: str | None = None
@@ -84,21 +86,20 @@ class Pipeline:
     def segmenter(self):
         """The segmentation :class:`ModelFolder` (loaded on first use)."""
         if self._segmenter is None:
-            from lumbarkit.models.folder import ModelFolder, packaged_model
+            from lumbarkit.models.folder import load_model
 
-            path = self.config.segment_model
-            self._segmenter = packaged_model("segment_2d") if path is None else ModelFolder.load(path)
+            self._segmenter = load_model(self.config.segment_model, "segment_2d", self.threads)
         return self._segmenter
 
     @property
     def grader(self):
         """The grader :class:`ModelFolder`, or None when none is installed (grading is then skipped)."""
         if self._grader is None and self._grader_missing is None:
-            from lumbarkit.models.folder import ModelFolder, packaged_model
+            from lumbarkit.models.folder import load_model
 
             path = self.config.grade_model
             try:
-                self._grader = packaged_model("grade_2d") if path is None else ModelFolder.load(path)
+                self._grader = load_model(path, "grade_2d", self.threads)
             except ModelError as exc:
                 if path is not None:
                     raise

@@ -125,10 +125,7 @@ def worker_pipeline(config: PipelineConfig) -> Pipeline:
         pipeline = _PIPELINES.get(config)
         if pipeline is None:
             limit_threads()
-            pipeline = Pipeline(config)
-            for folder in (pipeline.segmenter, pipeline.grader):
-                if folder is not None and "session" not in folder.__dict__:  # ONNX session not opened yet
-                    folder.meta.setdefault("runtime", {})["threads"] = 1
+            pipeline = Pipeline(config, threads=1)
             _PIPELINES[config] = pipeline
     return pipeline
 

@@ -31,10 +31,10 @@ def grade(
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     levels = localize(scan, run_segment(scan).probabilities)
-    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.models.folder import load_model
     from lumbarkit.stages.s5_grade import model_crops
 
-    folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
+    folder = load_model(model, "grade_2d")
     crops = model_crops(scan, levels, folder)
     grades = run_grade(scan, levels, model=folder, tta=tta, crops=crops)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,17 +167,16 @@ def evaluate_grade(
             raise LumbarkitError(f"no fold*.npz predictions in {cv_dir}")
         source = f"out-of-fold predictions of folds {done}"
     else:
-        from lumbarkit.models.folder import ModelFolder, packaged_model
-        from lumbarkit.stages.s4_crops import CropSpec
+        from lumbarkit.models.folder import load_model
         from lumbarkit.stages.s5_grade import predict_probabilities
 
-        folder = packaged_model("grade_2d") if model is None else ModelFolder.load(model)
-        if CropSpec.from_dict(folder.meta["crop_spec"]) != data.spec:
+        folder = load_model(model, "grade_2d")
+        if folder.spec.crop_spec != data.spec:
             raise LumbarkitError("the cache's crops were cut with a different crop spec than the model expects")
         idx = np.arange(len(data))
         probs = predict_probabilities(folder, data.images, tta)
         source = f"model {folder.name}"
-        if folder.meta.get("training", {}).get("data", {}).get("discs"):
+        if folder.spec.training.get("data", {}).get("discs"):
             console.print("[yellow]note:[/yellow] this model was trained on SPIDER discs; these numbers are optimistic "
                           "(use --cv-dir for held-out predictions).")
     res = evaluate_grades(TASKS, {t.name: data.labels[t.name][idx] for t in TASKS}, probs, patient_ids=data.patient[idx],

@@ -74,17 +74,17 @@ def evaluate_segment(
     from rich.console import Console
     from rich.progress import track
 
-    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.models.folder import load_model
     from lumbarkit.training.segment.data import list_cases
     from lumbarkit.training.segment.evaluate import evaluate_case, summarise
 
     _check_data(data)
-    folder = packaged_model("segment_2d") if model is None else ModelFolder.load(model)
+    folder = load_model(model, "segment_2d")
     cases = list_cases(data)
     if not cases:
         raise LumbarkitError(f"no labelled cases found in {data}")
-    trained_on = set(folder.meta.get("training", {}).get("cases", []))
-    target_mm = float(folder.meta["input"]["pixel_mm"])
+    trained_on = set(folder.spec.training.get("cases", []))
+    target_mm = folder.spec.pixel_mm
     rows = []
     for c in track(cases, description="evaluating"):
         row = evaluate_case(c, folder.run, target_mm)

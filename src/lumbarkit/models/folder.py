@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.errors import ModelError
+from lumbarkit.models.spec import ModelSpec
 
 PACKAGED_MODELS = Path(__file__).resolve().parent
 
@@ -28,49 +29,59 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+DEFAULT_THREADS = 2
+
+
 @dataclass(frozen=True)
 class ModelFolder:
-    """A verified model folder; ``session`` opens the ONNX model lazily."""
+    """A verified model folder: its :class:`ModelSpec`, and the ONNX session opened lazily with ``threads``.
+
+    ``threads`` (ONNX Runtime intra-op threads) is a load parameter, not part of the model."""
 
     path: Path
-    meta: dict
+    spec: ModelSpec
+    threads: int = DEFAULT_THREADS
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelFolder":
+    def load(cls, path: str | Path, threads: int | None = None) -> "ModelFolder":
+        """Read and validate ``model.json``, verify every file's sha256; raises :class:`ModelError`."""
         folder = Path(path)
         meta_path = folder / "model.json"
         if not meta_path.is_file():
             raise ModelError(f"not a model folder (no model.json): {folder}")
         try:
-            meta = json.loads(meta_path.read_text())
+            doc = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ModelError(f"model.json in {folder} is not valid JSON: {exc}") from None
-        for name, digest in sorted(meta.get("files", {}).items()):
+        spec = ModelSpec.from_dict(doc, where=str(meta_path))
+        for name, digest in sorted(spec.files.items()):
             f = folder / name
             if not f.is_file():
                 raise ModelError(f"model file missing: {f}")
             if sha256_file(f) != digest:
                 raise ModelError(f"model file {f} does not match its sha256 in model.json (corrupt or modified)")
-        return cls(folder, meta)
+        if threads is not None and int(threads) < 1:
+            raise ModelError(f"threads must be >= 1, got {threads}")
+        return cls(folder, spec, DEFAULT_THREADS if threads is None else int(threads))
 
     @property
     def name(self) -> str:
-        return self.meta.get("name", self.path.name)
+        return self.spec.name or self.path.name
 
     @property
     def version(self) -> str:
-        return str(self.meta.get("version", "0"))
+        return self.spec.version
 
     @property
     def onnx_sha256(self) -> str:
-        return self.meta.get("files", {}).get("model.onnx", "")
+        return self.spec.onnx_sha256
 
     @cached_property
     def session(self):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(self.meta.get("runtime", {}).get("threads", 2))
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         return ort.InferenceSession(str(self.path / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
 
@@ -80,9 +91,16 @@ class ModelFolder:
         return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def packaged_model(name: str) -> ModelFolder:
+def packaged_model(name: str, threads: int | None = None) -> ModelFolder:
     """Load a model folder shipped inside the package (``lumbarkit/models/<name>``)."""
     path = PACKAGED_MODELS / name
     if not (path / "model.json").is_file():
         raise ModelError(f"the packaged model {name!r} is not installed in {PACKAGED_MODELS}")
-    return ModelFolder.load(path)
+    return ModelFolder.load(path, threads=threads)
+
+
+def load_model(model: "ModelFolder | str | Path | None", default: str, threads: int | None = None) -> ModelFolder:
+    """``model`` itself when already loaded, the folder at a path, or the packaged model ``default`` when None."""
+    if isinstance(model, ModelFolder):
+        return model
+    return packaged_model(default, threads) if model is None else ModelFolder.load(model, threads)

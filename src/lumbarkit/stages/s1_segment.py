@@ -89,9 +89,8 @@ class SemanticSegmentation:
 
 def segment(scan: Scan, model=None) -> SemanticSegmentation:
     """Segment every sagittal slice of ``scan`` with a model folder (default: the packaged model)."""
-    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.models.folder import load_model
 
-    folder = packaged_model(DEFAULT_MODEL) if model is None else (model if isinstance(model, ModelFolder) else ModelFolder.load(model))
-    target_mm = float(folder.meta["input"]["pixel_mm"])
-    probs = predict_probabilities(scan, folder.run, target_mm, multiple=int(folder.meta["input"].get("pad_multiple", 16)))
+    folder = load_model(model, DEFAULT_MODEL)
+    probs = predict_probabilities(scan, folder.run, folder.spec.pixel_mm, multiple=folder.spec.pad_multiple)
     return SemanticSegmentation(probs, folder.name, folder.onnx_sha256)

@@ -136,18 +136,16 @@ class DiscGrades:
 
 
 def _load(model):
-    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.models.folder import load_model
 
-    if model is None:
-        return packaged_model(DEFAULT_MODEL)
-    return model if isinstance(model, ModelFolder) else ModelFolder.load(model)
+    return load_model(model, DEFAULT_MODEL)
 
 
 def model_crops(scan: Scan, levels, model=None):
     """The disc crops of ``levels`` cut as the grader ``model`` (folder or path; default packaged) expects."""
-    from lumbarkit.stages.s4_crops import CropSpec, extract_disc_crops
+    from lumbarkit.stages.s4_crops import extract_disc_crops
 
-    spec = CropSpec.from_dict(_load(model).meta["crop_spec"])
+    spec = _load(model).spec.crop_spec
     return extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
                               body_median=spec.body_median, clip=spec.clip)
 
@@ -189,10 +187,9 @@ def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscG
     ModelError : the model folder is missing, corrupt, or its crop spec differs from ``crops``.
     """
     from lumbarkit.errors import ModelError
-    from lumbarkit.stages.s4_crops import CropSpec
 
     folder = _load(model)
-    spec = CropSpec.from_dict(folder.meta["crop_spec"])
+    spec = folder.spec.crop_spec
     if crops is None:
         crops = model_crops(scan, levels, folder)
     elif crops.spec != spec:

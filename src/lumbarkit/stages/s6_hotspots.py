@@ -160,7 +160,7 @@ def load_torch_grader(folder):
 
         raise LumbarkitError("saliency and Grad-CAM hotspots need torch: pip install torch==2.13.0 'lumbarkit[train]' "
                              "(or use the occlusion method)") from None
-    net = build_grader(folder.meta["architecture"])
+    net = build_grader(dict(folder.spec.architecture))
     net.load_state_dict(load_file(str(folder.path / "weights.safetensors")))
     return net.eval()
 

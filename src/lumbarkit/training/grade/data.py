@@ -162,17 +162,6 @@ def load_grade_dataset(cache: str | Path) -> GradeDataset:
                         z["sequence"].astype(str), z["level"].astype(str), CropSpec.from_dict(meta["crop_spec"]), meta)
 
 
-def _one_thread_predict(folder):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(folder.path / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-
 def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: CropSpec | None = None, *,
                         seg_model=None, threads: int = 1, limit: int | None = None, rebuild: bool = False) -> Path:
     """Run stage 1 + crops on every SPIDER series, pair discs with gradings, cache them.
@@ -192,7 +181,7 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
     Path of the ``.npz``.
     """
     from lumbarkit.io import load_scan
-    from lumbarkit.models.folder import ModelFolder, packaged_model
+    from lumbarkit.models.folder import load_model
     from lumbarkit.stages.s4_crops import extract_disc_crops
     from lumbarkit.stages.s2_localize import localize
     from lumbarkit.stages.s1_segment import predict_probabilities
@@ -200,7 +189,7 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
     spider_dir, cache_dir = Path(spider_dir), Path(cache_dir)
     spec = spec or CropSpec()
     out = cache_dir / CACHE_NAME
-    folder = packaged_model("segment_2d") if seg_model is None else ModelFolder.load(seg_model)
+    folder = load_model(seg_model, "segment_2d", threads=threads)
     if out.is_file() and not rebuild:
         meta = json.loads(str(np.load(out)["meta"]))
         same_cut = (meta.get("crop_spec") == spec.to_dict() and meta.get("limit") == limit
@@ -210,8 +199,7 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
             return out
         log.info("rebuilding %s: it was cut with another crop spec, limit or segmentation model", out)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    predict = _one_thread_predict(folder) if threads == 1 else folder.run
-    target_mm = float(folder.meta["input"]["pixel_mm"])
+    predict, target_mm = folder.run, folder.spec.pixel_mm
     gradings = read_gradings(spider_dir)
     series_rows = read_series(spider_dir)[: limit or None]
     task_names = [t.name for t in TASKS]

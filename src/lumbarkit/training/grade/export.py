@@ -71,7 +71,6 @@ def export_grader(net, cfg, data, out: str | Path, *, epoch_seconds=None, metric
         "training": {"config": asdict(cfg), "data": training_counts(data),
                      "seconds_per_epoch": None if not epoch_seconds else round(float(np.mean(epoch_seconds)), 2)},
         "metrics": metrics or {},
-        "runtime": {"threads": 2},
     }
     meta["files"] = {name: sha256_file(out / name) for name in ("model.onnx", "weights.safetensors")}
     (out / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")

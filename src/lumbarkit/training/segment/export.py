@@ -52,7 +52,6 @@ def export_model_folder(net, cfg, out: Path, train_cases: list[dict], metrics: d
         "training": {"config": cfg_dict, "cases_per_source": sources,
                      "cases": sorted(c["case"] for c in train_cases)},
         "metrics": metrics or {},
-        "runtime": {"threads": 2},
     }
     meta["files"] = {name: sha256_file(out / name) for name in ("model.onnx", "weights.safetensors")}
     (out / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
