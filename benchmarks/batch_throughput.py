@@ -57,7 +57,7 @@ def main() -> None:
     for n in (int(w) for w in args.workers.split(",")):
         out = root / f"workers{n}"
         t = time.perf_counter()
-        s = run_batch(jobs, out, workers=n, resume=False, config=config, progress=False)
+        s = run_batch(jobs, out, workers=n, resume=False, config=config)
         total = time.perf_counter() - t
         analysis = s.timings_s.get("analysis", total)
         ok = [o for o in s.outcomes if o.ok]

@@ -255,8 +255,7 @@ def test_manifest_checks(tmp_path):
 
 
 def test_a_stage_crash_is_an_error_row_with_a_traceback(monkeypatch, tmp_path):
-    from lumbarkit import batch
-    from lumbarkit.batch import Job, run_job
+    from lumbarkit.batch import Job, run_job, worker
     from lumbarkit.pipeline import PipelineConfig
 
     class Crashing:
@@ -264,7 +263,7 @@ def test_a_stage_crash_is_an_error_row_with_a_traceback(monkeypatch, tmp_path):
             raise ZeroDivisionError("measure\nstage broke")
 
     config = PipelineConfig(hotspots=False, tta=False)
-    monkeypatch.setitem(batch._PIPELINES, config, Crashing())
+    monkeypatch.setitem(worker._PIPELINES, config, Crashing())
     outcome = run_job(Job("x1", str(tmp_path / "in.nii.gz"), "in.nii.gz"), str(tmp_path), config)
     assert not outcome.ok and outcome.reason.startswith("unexpected ZeroDivisionError: measure stage broke")
     assert "Traceback" in outcome.traceback and list(tmp_path.iterdir()) == []
@@ -274,6 +273,7 @@ CRASH_SCRIPT = """
 import os, sys
 from dataclasses import replace
 import lumbarkit.batch as b
+import lumbarkit.batch.run as batch_run
 from lumbarkit.pipeline import PipelineConfig
 
 def crashing(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
@@ -283,11 +283,13 @@ def crashing(job, outdir, config, timeout_s=None):  # defined in __main__: shipp
     return run_job(job, outdir, config, timeout_s)
 
 if __name__ == "__main__":
-    b.run_job = crashing
+    batch_run.run_job = crashing  # the client submits batch.run.run_job to the workers
     good = b.read_manifest(sys.argv[1])[0]
     jobs = [good, replace(good, id="boom")]
-    s = b.run_batch(jobs, sys.argv[2], workers=2, config=PipelineConfig(hotspots=False), progress=False)
+    events = []
+    s = b.run_batch(jobs, sys.argv[2], workers=2, config=PipelineConfig(hotspots=False), on_progress=events.append)
     print(s.line())
+    print("events", [(e.total, e.done, e.failed, bool(e.message)) for e in events])
 """
 
 
@@ -298,6 +300,8 @@ def test_a_dying_worker_process_is_an_error_row(manifest, tmp_path):
                           text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "1 analysed" in proc.stdout and "1 failed" in proc.stdout
+    events = proc.stdout.split("events ")[1].strip()  # progress: the plan first, then one event per finished series
+    assert events.startswith("[(2, 0, 0, True)") and events.endswith("(2, 2, 1, False)]")
     row, = _rows(tmp_path / "out" / "errors.csv")
     assert row["series_id"] == "boom" and "worker process died" in row["reason"]
     assert (tmp_path / "out" / "spider_1_t2" / MARKER).is_file()
@@ -327,10 +331,11 @@ STUCK_SCRIPT = """
 import sys, time
 from dataclasses import replace
 import lumbarkit.batch as b
+import lumbarkit.batch.run as batch_run
 from lumbarkit.pipeline import PipelineConfig
 
 def stuck(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
-    import lumbarkit.batch as lb
+    import lumbarkit.batch.worker as lb
     if job.id == "stuck":
         class Hang:
             def analyze(self, *args, **kwargs):
@@ -340,10 +345,10 @@ def stuck(job, outdir, config, timeout_s=None):  # defined in __main__: shipped 
     return lb.run_job(job, outdir, config, timeout_s)
 
 if __name__ == "__main__":
-    b.run_job = stuck
+    batch_run.run_job = stuck
     good = b.read_manifest(sys.argv[1])[0]
     s = b.run_batch([good, replace(good, id="stuck")], sys.argv[2], workers=2, config=PipelineConfig(hotspots=False),
-                    progress=False, timeout_s=12)
+                    timeout_s=12)
     print(s.line())
 """
 

@@ -207,9 +207,9 @@ def _is_output_folder(names: list[str]) -> bool:
 def _search_folder(root: Path, outdir: Path | None) -> Discovery:
     from lumbarkit.io.dicom.headers import (
         classify,
-        read_header,
         error_reason,
         is_dicom_file,
+        read_header,
     )
     from lumbarkit.io.dicom.series import DICOM_SUFFIXES
 

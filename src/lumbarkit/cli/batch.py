@@ -32,6 +32,7 @@ def batch(
     from rich.console import Console
 
     from lumbarkit.batch import discover_jobs, run_batch
+    from lumbarkit.cli.progress import ProgressBar
     from lumbarkit.errors import InputError
     from lumbarkit.pipeline import PipelineConfig
 
@@ -53,8 +54,9 @@ def batch(
     for note in found.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     try:
-        summary = run_batch(found.jobs, out, workers=workers, scheduler=scheduler, resume=not no_resume, config=cfg,
-                            console=console, timeout_s=timeout)
+        with ProgressBar(console) as bar:
+            summary = run_batch(found.jobs, out, workers=workers, scheduler=scheduler, resume=not no_resume, config=cfg,
+                                on_progress=bar.update, timeout_s=timeout)
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
