@@ -47,16 +47,17 @@ def main() -> None:
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
     from lumbarkit.nets.segmentation import build_segmentation_net
+    from lumbarkit.stages.s1_segment import predict_probabilities
     from lumbarkit.stages.s2_localize import localize
     from lumbarkit.stages.s3_measure import measure
-    from lumbarkit.stages.s1_segment import predict_probabilities
-    from lumbarkit.training.segment.data import list_cases, patient_folds
+    from lumbarkit.training.folds import source_balanced_folds
+    from lumbarkit.training.segment.data import list_cases
     from lumbarkit.training.segment.evaluate import torch_predictor
     from lumbarkit.training.segment.train import SegTrainConfig
 
     cfg = SegTrainConfig()
     cases = [c for c in list_cases(args.data) if c["source"] in ("vb1", "vb2", "vb3")]
-    folds = patient_folds(list_cases(args.data), cfg.n_folds, cfg.seed)
+    folds = source_balanced_folds(list_cases(args.data), cfg.n_folds, cfg.seed)
     rows = []
     for k in range(cfg.n_folds):
         ckpt = args.model / f"work_fold{k}" / "checkpoint.pt"

@@ -20,7 +20,8 @@ import lumbarkit.stages.s2_localize as localize_module
 from lumbarkit.io import load_scan
 from lumbarkit.io.volume import read_label_volume
 from lumbarkit.stages.s1_segment import predict_probabilities
-from lumbarkit.training.segment.data import list_cases, patient_folds
+from lumbarkit.training.folds import source_balanced_folds
+from lumbarkit.training.segment.data import list_cases
 from lumbarkit.training.segment.evaluate import naming_scores, torch_predictor
 from lumbarkit.training.segment.train import SegTrainConfig, finished_net
 
@@ -48,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = SegTrainConfig(steps=args.steps)
     cases = [c for c in list_cases(args.data) if c["source"] in ("vb1", "vb2", "vb3", "ivd")]
-    folds = patient_folds(list_cases(args.data), cfg.n_folds, cfg.seed)
+    folds = source_balanced_folds(list_cases(args.data), cfg.n_folds, cfg.seed)
     total = {True: 0, False: 0}
     for k in range(cfg.n_folds):
         net = finished_net(args.model / f"work_fold{k}", cfg)

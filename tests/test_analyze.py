@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end through CLI subprocesses
+
 PLANTED = {
     "PatientName": "Planted^Jane^Q", "PatientID": "PID-PLANTED-7731", "PatientBirthDate": "19510317",
     "AccessionNumber": "ACC-PLANTED-99", "InstitutionName": "Planted General Hospital",
@@ -25,7 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def _schema() -> dict:
-    from lumbarkit.result import SCHEMA_PATH
+    from lumbarkit.results.scan_result import SCHEMA_PATH
 
     return json.loads(SCHEMA_PATH.read_text())
 
@@ -111,7 +113,7 @@ def test_2d_slice_with_spacing(shared_data, tmp_path):
 def planted_dicom(shared_data, tmp_path_factory):
     """A DICOM series written from a real volume with identifiers planted in its tags."""
     from lumbarkit.io import load_scan
-    from lumbarkit.io.dicom import write_dicom_series
+    from lumbarkit.report.dicom import write_dicom_series
 
     scan = load_scan(shared_data / "volumes" / "ivd_11_image.nii.gz")
     folder = tmp_path_factory.mktemp("planted") / "series"

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from lumbarkit.io.dicom import write_dicom_series
+from lumbarkit.report.dicom import write_dicom_series
 from lumbarkit.scan import Scan
 
 CLI = [sys.executable, "-c", "from lumbarkit.cli.main import run; run()"]
@@ -163,6 +163,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
 def test_bad_input_gives_one_error_line(tmp_path, case):
     args, expected = case(tmp_path)
@@ -175,6 +176,7 @@ def test_bad_input_gives_one_error_line(tmp_path, case):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_good_dicom_folder_works_through_cli(tmp_path):
     folder, _ = _series(tmp_path, patient={"PatientName": "Doe^Jane", "PatientID": "SECRET123"})
     result = run_cli("info", folder)

@@ -21,6 +21,8 @@ import pytest
 from lumbarkit.batch.cohort import MARKER
 from lumbarkit.report.outputs import TMP_PREFIX
 
+pytestmark = pytest.mark.slow  # Dask clusters and subprocesses
+
 SPIDER_SLICES = ("1_t2", "10_t2", "100_t2")  # mid-sagittal T2 slices, spacing from series.csv
 PATIENT = {"PatientName": "Batchtest^Planted", "PatientID": "PID-BATCH-4471"}
 
@@ -150,7 +152,7 @@ def cohort_folder(shared_data, tmp_path_factory) -> Path:
     from pydicom.uid import generate_uid
 
     from lumbarkit.io import load_scan
-    from lumbarkit.io.dicom import write_dicom_series
+    from lumbarkit.report.dicom import write_dicom_series
 
     root = tmp_path_factory.mktemp("batch_folder") / "cohort"
     study = root / "Batchtest_Planted" / "study"

@@ -22,12 +22,14 @@ def lumbarkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow  # a subprocess
 def test_version():
     res = lumbarkit("--version")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"lumbarkit {__version__}"
 
 
+@pytest.mark.slow  # a subprocess
 def test_info_on_phantom_nifti(tmp_path, phantom):
     from lumbarkit.phantom import write_phantom
 
@@ -39,6 +41,7 @@ def test_info_on_phantom_nifti(tmp_path, phantom):
     assert "LIP" in res.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_info_on_spider_png(shared_data):
     res = lumbarkit("info", shared_data / "spider" / "images" / "1_t2.png", "--spacing", "0.625", "0.625")
     assert res.returncode == 0, res.stderr
@@ -46,12 +49,14 @@ def test_info_on_spider_png(shared_data):
     assert "0.625" in res.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_info_on_missing_input_is_one_line_error(tmp_path):
     res = lumbarkit("info", tmp_path / "nothing.nii.gz")
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error: input not found") and len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_demo(tmp_path):
     out = tmp_path / "demo"
     res = lumbarkit("demo", "-o", out)
@@ -70,6 +75,7 @@ def test_demo(tmp_path):
     assert lumbarkit("demo", "-o", out, "--overwrite").returncode == 0
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.parametrize("command", ["help", "info"])
 def test_help_and_info_never_import_torch(tmp_path, phantom, command):
     from lumbarkit.phantom import write_phantom

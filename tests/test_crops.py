@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lumbarkit.levels import DISC_OFFSET, LUMBAR_DISCS, VERTEBRA_IDS, disc_id, label_name
-from lumbarkit.scan import Scan, Segmentation
+from lumbarkit.results.labelmap import LabelMap
+from lumbarkit.scan import Scan
 from lumbarkit.stages.s4_crops import CropSpec, extract_disc_crops
 from lumbarkit.stages.s2_localize import LevelInstance, Levels
 from lumbarkit.phantom import make_phantom
@@ -21,7 +22,7 @@ def levels_from_labels(scan: Scan, labels: np.ndarray) -> Levels:
         k = int(np.bincount(idx[:, 0]).argmax())
         centroid = tuple(float(v) for v in scan.voxel_to_mm(idx.mean(axis=0)))
         instances.append(LevelInstance(label_name(lid), lid, kind, centroid, float(len(idx)), 1.0, k))
-    seg = Segmentation(labels=labels.astype(np.int16), affine=scan.affine)
+    seg = LabelMap(labels=labels.astype(np.int16), affine=scan.affine)
     return Levels(tuple(instances), seg, sacrum_found=True)
 
 

@@ -14,11 +14,16 @@ hd = pytest.importorskip("highdicom")
 import lumbarkit  # noqa: E402
 from lumbarkit.errors import InputError  # noqa: E402
 from lumbarkit.io import load_scan  # noqa: E402
-from lumbarkit.io.dicom import write_dicom_series  # noqa: E402
-from lumbarkit.report.dicom_export import SRItem, source_datasets, write_dicom_seg, write_dicom_sr  # noqa: E402
 from lumbarkit.levels import label_name, vertebra_id  # noqa: E402
-from lumbarkit.scan import Scan  # noqa: E402
 from lumbarkit.phantom import make_phantom, write_phantom  # noqa: E402
+from lumbarkit.report.dicom import (  # noqa: E402
+    SRItem,
+    source_datasets,
+    write_dicom_seg,
+    write_dicom_series,
+    write_dicom_sr,
+)
+from lumbarkit.scan import Scan  # noqa: E402
 
 L4 = vertebra_id("L4")
 ITEMS = [

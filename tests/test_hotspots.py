@@ -92,7 +92,7 @@ def test_occlusion_through_onnx_peaks_where_the_score_reads(tmp_path):
 def test_overlay_png_writes_an_image(tmp_path):
     import imageio.v3 as iio
 
-    from lumbarkit.stages.s6_hotspots import overlay_png
+    from lumbarkit.report.hotspot_png import overlay_png
 
     heat = np.zeros((H, W), dtype=np.float32)
     heat[REGION] = 1.0

@@ -8,11 +8,17 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import BasicTextSRStorage, EnhancedMRImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    BasicTextSRStorage,
+    EnhancedMRImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 from lumbarkit.errors import InputError, SeriesSelectionError
 from lumbarkit.io import load_scan
-from lumbarkit.io.dicom import guess_sequence, is_dicom_file, read_dicom, write_dicom_series
+from lumbarkit.io.dicom import guess_sequence, is_dicom_file, read_dicom
+from lumbarkit.report.dicom import write_dicom_series
 from lumbarkit.scan import Scan
 
 SHAPE = (7, 24, 20)  # slices, rows, cols

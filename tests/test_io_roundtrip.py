@@ -58,10 +58,9 @@ def test_write_phantom_rejects_unknown_format(tmp_path, phantom):
 
 
 def _dicom_writer():
-    dicom = pytest.importorskip("lumbarkit.io.dicom", reason="lumbarkit.io.dicom is not written yet")
-    if not hasattr(dicom, "write_dicom_series"):
-        pytest.skip("lumbarkit.io.dicom has no write_dicom_series yet")
-    return dicom.write_dicom_series
+    from lumbarkit.report.dicom import write_dicom_series
+
+    return write_dicom_series
 
 
 @pytest.mark.parametrize("which", ["phantom", "oblique"])

@@ -8,8 +8,17 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from lumbarkit.seg_classes import BACKGROUND, BODY, DISC, NUM_CLASSES, POSTERIOR, SACRUM  # noqa: E402
-from lumbarkit.training.segment.data import ALLOWED_SETS, IGNORE, codes_volume, allowed_table, patient_folds  # noqa: E402
-from lumbarkit.training.segment.losses import determinate_dice_loss, marginal_cross_entropy  # noqa: E402
+from lumbarkit.training.folds import source_balanced_folds  # noqa: E402
+from lumbarkit.training.segment.data import (  # noqa: E402
+    ALLOWED_SETS,
+    IGNORE,
+    allowed_table,
+    codes_volume,
+)
+from lumbarkit.training.segment.losses import (  # noqa: E402
+    determinate_dice_loss,
+    marginal_cross_entropy,
+)
 
 
 def _logits_for(cls: int, shape=(1, 4, 4), strength=12.0) -> torch.Tensor:
@@ -77,7 +86,7 @@ def test_gap_between_adjacent_bodies_is_disc_but_not_between_distant_ones():
 
 def test_folds_never_split_a_patient_and_cover_every_source():
     cases = [{"case": f"{s}_{i}", "patient": f"{s}_{i // 2}", "source": s} for s in ("a", "b") for i in range(20)]
-    folds = patient_folds(cases, 5, seed=0)
+    folds = source_balanced_folds(cases, 5, seed=0)
     assert set(folds.values()) == set(range(5))
     for s in ("a", "b"):
         assert {folds[c["patient"]] for c in cases if c["source"] == s} == set(range(5))

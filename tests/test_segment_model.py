@@ -64,6 +64,7 @@ def _spider_spacing(shared_data, series: str) -> tuple[float, float]:
     return tuple(ast.literal_eval(table.set_index("series").loc[series, "PixelSpacing"]))
 
 
+@pytest.mark.slow  # a subprocess
 def test_segment_cli_writes_labels_on_the_input_grid(shared_data, tmp_path):
     import nibabel as nib
 
@@ -84,6 +85,7 @@ def test_segment_cli_writes_labels_on_the_input_grid(shared_data, tmp_path):
     assert "L5/S1" in res.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_segment_cli_on_a_2d_slice_writes_a_png_of_the_same_size(shared_data, tmp_path):
     import imageio.v3 as iio
 
@@ -106,6 +108,7 @@ def test_model_card_reports_cross_validation():
     json.dumps(cv)
 
 
+@pytest.mark.slow  # a subprocess
 def test_evaluate_segment_reports_dice_iou_and_naming_per_case(shared_data, tmp_path):
     pytest.importorskip("monai", reason="evaluation needs the [train] extra")
     data = tmp_path / "data"

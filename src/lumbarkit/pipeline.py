@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from lumbarkit.errors import InputError, ModelError
-from lumbarkit.result import ModelInfo, ScanResult
+from lumbarkit.results.scan_result import ModelInfo, ScanResult
 from lumbarkit.scan import Scan
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class PipelineConfig:
     tta: bool = True
     hotspots: bool = True
     hotspot_tasks: tuple[str, ...] = ("pfirrmann", "modic", "herniation")
+    hotspot_method: str = "occlusion"
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -63,6 +64,11 @@ class PipelineConfig:
             default = getattr(cfg, key)
             if isinstance(default, bool) and not isinstance(value, bool):
                 raise InputError(f"config {path.name}: {key} must be true or false")
+            if key == "hotspot_method":
+                from lumbarkit.stages.s6_hotspots import METHODS
+
+                if value not in METHODS:
+                    raise InputError(f"config {path.name}: hotspot_method must be one of {', '.join(METHODS)}")
             if key == "hotspot_tasks":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise InputError(f"config {path.name}: hotspot_tasks must be a list of task names")
@@ -71,8 +77,16 @@ class PipelineConfig:
         return cfg
 
 
+STAGES = ("segment", "measure", "grade", "hotspots")  # the chain, in order; ``until`` names the last one run
+
+
 class Pipeline:
-    """Runs every stage on a scan with models loaded once (lazily)."""
+    """Runs the stage chain on scans with models loaded once (lazily).
+
+    The chain: ``segment`` (segmentation and level names: :class:`Levels`), ``measure``
+    (:class:`SpineMeasurements`), ``grade`` (disc crops and :class:`DiscGrades`) and ``hotspots``
+    (evidence maps). :meth:`run` runs any prefix of it; :meth:`analyze` runs all of it.
+    """
 
     def __init__(self, config: PipelineConfig | None = None, threads: int | None = None):
         """``threads``: ONNX Runtime threads per model (None: the default of :class:`ModelFolder`)."""
@@ -107,7 +121,7 @@ class Pipeline:
         return self._grader
 
     def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False) -> ScanResult:
-        """Analyse a scan (a :class:`Scan` or a path :func:`lumbarkit.load_scan` reads).
+        """Analyse a scan (a :class:`Scan` or a path :func:`lumbarkit.load_scan` reads) with every stage.
 
         With ``keep_phi`` the patient/study identifiers of a DICOM source are kept in the result.
 
@@ -116,16 +130,58 @@ class Pipeline:
         InputError : unreadable input, or no spine found on it.
         ModelError : a model folder is missing or corrupt.
         """
-        from lumbarkit.io import load_scan
-        from lumbarkit.stages.s2_localize import localize
-        from lumbarkit.stages.s3_measure import measure
-        from lumbarkit.stages.s1_segment import segment
+        return self.run(source, spacing_mm=spacing_mm, series=series, keep_phi=keep_phi)
 
+    def run(self, source, *, until: str = "hotspots", spacing_mm=None, series: str | None = None, keep_phi: bool = False,
+            labels=None, require_spine: bool = True) -> ScanResult:
+        """Run the chain up to and including the stage ``until`` (one of :data:`STAGES`).
+
+        ``labels`` (a :class:`LabelMap` or array of VerSe ids on the scan's grid) replaces the segment stage: its
+        ids name the levels. ``require_spine=False`` skips the not-a-spine check (training data keeps every series).
+        Stages after ``until`` are None / empty in the result; hotspots also need ``config.hotspots``.
+        """
+        if until not in STAGES:
+            raise ValueError(f"until must be one of {', '.join(STAGES)}, got {until!r}")
+        last = STAGES.index(until)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        scan = source if isinstance(source, Scan) else load_scan(source, spacing_mm=spacing_mm, series=series)
+        scan = self._load(source, spacing_mm, series)
         identifiers = _identifiers(source, scan) if keep_phi and not isinstance(source, Scan) else {}
         timings["load"] = time.perf_counter() - t0
+        models: list[ModelInfo] = []
+        if labels is None:
+            levels = self._segment(scan, timings, require_spine)
+            models.append(ModelInfo("segmentation", self.segmenter.name, self.segmenter.version, self.segmenter.onnx_sha256))
+        else:
+            from lumbarkit.results.labelmap import LabelMap
+            from lumbarkit.results.levels import Levels
+
+            levels = Levels.from_label_map(scan, LabelMap.on_grid_of(scan, labels))
+        warnings = list(levels.warnings)
+        measurements = grades = crops = None
+        hotspots: dict = {}
+        if last >= STAGES.index("measure"):
+            from lumbarkit.stages.s3_measure import measure
+
+            t = time.perf_counter()
+            measurements = measure(scan, levels.segmentation)
+            timings["measure"] = time.perf_counter() - t
+        if last >= STAGES.index("grade"):
+            crops, grades, hotspots = self._grade(scan, levels, models, warnings, timings, last >= STAGES.index("hotspots"))
+        timings["total"] = time.perf_counter() - t0
+        return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
+                          timings, identifiers)
+
+    @staticmethod
+    def _load(source, spacing_mm, series) -> Scan:
+        from lumbarkit.io import load_scan
+
+        return source if isinstance(source, Scan) else load_scan(source, spacing_mm=spacing_mm, series=series)
+
+    def _segment(self, scan: Scan, timings: dict[str, float], require_spine: bool):
+        """Stages 1-2: class probabilities, then named levels; a scan that is not a spine is an InputError."""
+        from lumbarkit.stages.s1_segment import segment
+        from lumbarkit.stages.s2_localize import localize
 
         t = time.perf_counter()
         semantic = segment(scan, model=self.segmenter)
@@ -133,43 +189,37 @@ class Pipeline:
         t = time.perf_counter()
         levels = localize(scan, semantic.probabilities)
         timings["localize"] = time.perf_counter() - t
-        reason = not_a_spine(scan, levels, semantic.probabilities)
+        reason = not_a_spine(scan, levels, semantic.probabilities) if require_spine else None
         if reason:
             raise InputError(reason)
-        warnings = list(levels.warnings)
+        return levels
 
-        t = time.perf_counter()
-        measurements = measure(scan, levels.segmentation.labels)
-        timings["measure"] = time.perf_counter() - t
-
-        models = [ModelInfo("segmentation", self.segmenter.name, self.segmenter.version, self.segmenter.onnx_sha256)]
-        grades = crops = None
-        hotspots: dict = {}
+    def _grade(self, scan: Scan, levels, models: list, warnings: list, timings: dict[str, float], with_hotspots: bool):
+        """Stages 4-6: crops as the grader expects, grades, and (when configured) hotspots; (crops, grades, maps)."""
         grader = self.grader
         if grader is None:
             warnings.append("discs not graded: no grader model is installed (set grade_model in --config)")
-        else:
-            from lumbarkit.stages.s5_grade import grade, model_crops
+            return None, None, {}
+        from lumbarkit.stages.s5_grade import grade, model_crops
 
-            models.append(ModelInfo("grading", grader.name, grader.version, grader.onnx_sha256))
+        models.append(ModelInfo("grading", grader.name, grader.version, grader.onnx_sha256))
+        t = time.perf_counter()
+        crops = model_crops(scan, levels, grader)
+        grades = grade(scan, levels, model=grader, tta=self.config.tta, crops=crops)
+        timings["grade"] = time.perf_counter() - t
+        warnings += list(grades.warnings) + [f"{n} not graded: {r}" for n, r in grades.skipped]
+        seq = scan.metadata.sequence
+        if len(grades) and seq not in PFIRRMANN_SEQUENCES:
+            warnings.append(f"Pfirrmann grades are defined on T2-weighted images; this sequence is {seq}")
+        hotspots: dict = {}
+        if with_hotspots and self.config.hotspots and len(crops):
+            from lumbarkit.stages.s6_hotspots import hotspot_maps
+
             t = time.perf_counter()
-            crops = model_crops(scan, levels, grader)
-            grades = grade(scan, levels, model=grader, tta=self.config.tta, crops=crops)
-            timings["grade"] = time.perf_counter() - t
-            warnings += list(grades.warnings) + [f"{n} not graded: {r}" for n, r in grades.skipped]
-            seq = scan.metadata.sequence
-            if len(grades) and seq not in PFIRRMANN_SEQUENCES:
-                warnings.append(f"Pfirrmann grades are defined on T2-weighted images; this sequence is {seq}")
-            if self.config.hotspots and len(crops):
-                from lumbarkit.stages.s6_hotspots import occlusion_maps
-
-                t = time.perf_counter()
-                maps = occlusion_maps(grader, crops.stack(), self.config.hotspot_tasks)
-                hotspots = {(crops.crops[i].name, task): m for (i, task), m in maps.items()}
-                timings["hotspots"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-        return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
-                          timings, identifiers)
+            maps = hotspot_maps(grader, crops.stack(), self.config.hotspot_method, self.config.hotspot_tasks)
+            hotspots = {(crops.crops[i].name, task): m for (i, task), m in maps.items()}
+            timings["hotspots"] = time.perf_counter() - t
+        return crops, grades, hotspots
 
 
 def not_a_spine(scan: Scan, levels, probabilities) -> str | None:
@@ -212,7 +262,7 @@ def _identifiers(source, scan: Scan) -> dict:
     if scan.metadata.source_format != "dicom":
         return {}
     try:
-        from lumbarkit.report.dicom_export import source_datasets
+        from lumbarkit.report.dicom import source_datasets
 
         ds = source_datasets(Path(source), scan.metadata.series_uid, headers_only=True)[0]
     except Exception:  # identifiers are optional extras

@@ -160,19 +160,3 @@ class Scan:
             f"Scan(shape={self.shape}, spacing_mm=({sp}), orientation={self.orientation}, "
             f"sequence={self.metadata.sequence}, source={self.metadata.source_format or '?'})"
         )
-
-
-@dataclass(frozen=True, repr=False)
-class Segmentation:
-    """A label map on a scan's canonical grid, with VerSe ids (see :mod:`lumbarkit.levels`)."""
-
-    labels: np.ndarray  # (slices, rows, cols) integer ids
-    affine: np.ndarray
-    confidences: dict[str, float] = field(default_factory=dict)  # name -> level-naming confidence
-
-    @property
-    def present_labels(self) -> list[int]:
-        return [int(v) for v in np.unique(self.labels) if v != 0]
-
-    def __repr__(self) -> str:
-        return f"Segmentation(shape={self.labels.shape}, labels={self.present_labels})"

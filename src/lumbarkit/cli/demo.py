@@ -18,9 +18,9 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo's phantom_dicom folder in OUTPUT."),
 ) -> None:
     """Analyse a synthetic phantom DICOM series end to end (no data or download needed); prints the report path."""
+    from lumbarkit.cli.info import print_scan
     from lumbarkit.errors import InputError
     from lumbarkit.io import load_scan
-    from lumbarkit.cli.info import print_scan
     from lumbarkit.phantom import make_phantom, write_phantom
 
     if sequence not in ("T1", "T2"):

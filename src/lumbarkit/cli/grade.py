@@ -23,50 +23,47 @@ def grade(
     hotspots: Optional[str] = typer.Option(None, "--hotspots", help="Also write evidence maps OUT/hotspots/<level>_<task>.png: "
                                            "occlusion (ONNX), saliency (SpineNet, averaged over augmentations) or gradcam (both need torch)."),
 ) -> None:
-    """Segment, name levels, crop every disc and grade it; writes levels.csv (one row per disc)."""
-    from lumbarkit.io import load_scan
-    from lumbarkit.stages.s5_grade import grade as run_grade
-    from lumbarkit.stages.s2_localize import localize
-    from lumbarkit.stages.s1_segment import segment as run_segment
+    """Segment, name levels, measure, crop every disc and grade it; writes levels.csv (one row per disc, the
+    same columns as `analyze`)."""
+    from dataclasses import replace
 
-    scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
-    levels = localize(scan, run_segment(scan).probabilities)
-    from lumbarkit.models.folder import load_model
-    from lumbarkit.stages.s5_grade import model_crops
+    from lumbarkit.errors import InputError
+    from lumbarkit.pipeline import Pipeline, PipelineConfig
+    from lumbarkit.report.outputs import write_hotspots, write_levels_csv
+    from lumbarkit.stages.s6_hotspots import METHODS
 
-    folder = load_model(model, "grade_2d")
-    crops = model_crops(scan, levels, folder)
-    grades = run_grade(scan, levels, model=folder, tta=tta, crops=crops)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "levels.csv"
-    grades.write_csv(path)
+    if hotspots is not None and hotspots not in METHODS:
+        raise InputError(f"unknown hotspot method {hotspots!r}: choose one of {', '.join(METHODS)}")
+    config = PipelineConfig(grade_model=str(model) if model is not None else None, tta=tta)
     if hotspots is not None:
-        from lumbarkit.report.outputs import hotspot_name
-        from lumbarkit.stages.s6_hotspots import DEFAULT_TASKS, hotspot_maps, overlay_png
-
-        maps = hotspot_maps(folder, crops.stack(), hotspots, DEFAULT_TASKS)
-        for (i, task), heat in sorted(maps.items()):
-            c = crops.crops[i]
-            overlay_png(c.image, heat, out / "hotspots" / hotspot_name(c.name, task), title=f"{c.name} {task} ({hotspots})")
-        typer.echo(f"wrote {len(maps)} {hotspots} maps to {out / 'hotspots'}")
-    _print(grades, levels)
+        config = replace(config, hotspots=True, hotspot_method=hotspots)
+    result = Pipeline(config).run(input, until="hotspots" if hotspots else "grade", spacing_mm=spacing_tuple(spacing),
+                                  series=series)
+    if result.grades is None:
+        raise LumbarkitError("no grader model is installed: give one with --model")
+    path = write_levels_csv(result, out / "levels.csv")
+    if hotspots is not None:
+        files = write_hotspots(result, out)
+        typer.echo(f"wrote {len(files)} {hotspots} maps to {out / 'hotspots'}")
+    _print(result.grades, result.warnings)
     typer.echo(f"wrote {path}")
 
 
-def _print(grades, levels) -> None:
+def _print(grades, warnings) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from lumbarkit.results.grades import BINARY_COLUMNS
 
     table = Table(title="disc grades")
     for col in ("level", "Pfirrmann", "LDD", "Modic", "findings"):
         table.add_column(col)
     for d in grades.discs:
-        found = [k for k in ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
-                 if d.grades.get(k) == 1]
+        found = [k for k in BINARY_COLUMNS if d.grades.get(k) == 1]
         table.add_row(d.level, str(d.grades.get("pfirrmann", "")), d.ldd, str(d.grades.get("modic", "")), ", ".join(found))
     console = Console()
     console.print(table)
-    for w in (*levels.warnings, *grades.warnings, *[f"{n} not graded: {r}" for n, r in grades.skipped]):
+    for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
@@ -101,38 +98,21 @@ def train_grade(
     """Build the SPIDER crop cache, (optionally) run the ablation, train the chosen grader on all discs, export it + card."""
     _require_training_extra()
     _check_spider(spider)
-    import json
-
-    from lumbarkit.training.grade.card import cv_metrics, write_card
     from lumbarkit.training.grade.data import build_grade_dataset
+    from lumbarkit.training.grade.recipe import train_grade_model
     from lumbarkit.training.grade.train import GradeTrainConfig, train_grader
 
-    build_grade_dataset(spider, cache, seg_model=seg_model)
     cfg = GradeTrainConfig(trunk=trunk, loss=loss, epochs=epochs, seed=seed, threads=threads)
     if fold is not None:
+        build_grade_dataset(spider, cache, seg_model=seg_model)
         typer.echo(f"wrote {train_grader(cache, out, cfg, fold=fold)}")
         return
-    best, cv_dir, tta, ablation_md = None, None, True, None
-    if ablation_dir is not None:
-        from dataclasses import replace
-
-        from lumbarkit.training.grade.ablation import config_name, run_ablation
-
-        ablation_md = run_ablation(cache, ablation_dir, cfg, folds=folds)
-        best = json.loads((ablation_dir / "ablation_best.json").read_text())
-        cfg = replace(cfg, trunk=best["trunk"], loss=best["loss"])
-        cv_dir, tta = ablation_dir / config_name(cfg), bool(best["tta"])
-    else:
-        cv_dir = out / "cv"
-        for k in (folds if folds else range(cfg.n_folds)):
-            if not (cv_dir / f"fold{k}.npz").exists():
-                train_grader(cache, cv_dir, cfg, fold=k)
-    train_grader(cache, out, cfg)
     command = (f"lumbarkit train grade --spider {spider} --cache {cache}"
                + (f" --seg-model {seg_model}" if seg_model is not None else "")
                + (f" --ablation-dir {ablation_dir}" if ablation_dir is not None else f" --trunk {trunk} --loss {loss}")
                + "".join(f" --folds {k}" for k in folds or ()) + f" --epochs {epochs} --seed {seed} -o {out}")
-    card = write_card(out, cv_metrics(cache, cv_dir, cfg.n_folds, tta), ablation_md, best, reproduce=command)
+    card = train_grade_model(spider, cache, out, cfg, ablation_dir=ablation_dir, folds=folds, seg_model=seg_model,
+                             reproduce=command)
     typer.echo(f"wrote {out} ({card.name})")
 
 

@@ -8,8 +8,8 @@ import sys
 
 import typer
 
-from lumbarkit.version import __version__
 from lumbarkit.errors import LumbarkitError
+from lumbarkit.version import __version__
 
 app = typer.Typer(
     name="lumbarkit",

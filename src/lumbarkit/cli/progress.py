@@ -9,8 +9,14 @@ class ProgressBar:
     """A rich progress bar fed by :class:`BatchProgress` events (``update`` is the ``on_progress`` callback)."""
 
     def __init__(self, console, enabled: bool = True):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = console
         self._bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -35,14 +35,11 @@ def segment(
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the packaged model)."),
 ) -> None:
     """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
-    from lumbarkit.io import load_scan
+    from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.labelmap import write_label_map
-    from lumbarkit.stages.s2_localize import localize
-    from lumbarkit.stages.s1_segment import segment as run_segment
 
-    scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
-    semantic = run_segment(scan, model)
-    levels = localize(scan, semantic.probabilities)
-    path = write_label_map(scan, levels.segmentation.labels, out)
-    print_levels(levels)
+    config = PipelineConfig(segment_model=str(model) if model is not None else None)
+    result = Pipeline(config).run(input, until="segment", spacing_mm=spacing_tuple(spacing), series=series)
+    path = write_label_map(result.scan, result.levels.segmentation.labels, out)
+    print_levels(result.levels)
     typer.echo(f"wrote {path}")

@@ -39,21 +39,14 @@ def train_segment(
     _check_data(data)
     import torch
 
-    from lumbarkit.training.segment.card import collect_cv, write_card
-    from lumbarkit.training.segment.train import SegTrainConfig, train_segmentation
+    from lumbarkit.training.segment.train import SegTrainConfig, train_segmentation, train_segmentation_model
 
     torch.set_num_threads(threads)
     cfg = SegTrainConfig(steps=steps, seed=seed)
     if fold is not None:
         typer.echo(f"wrote {train_segmentation(data, out, cfg, fold=fold)}")
         return
-    if cv:
-        for k in range(cfg.n_folds):
-            if not (out / f"fold{k}.json").exists():
-                train_segmentation(data, out, cfg, fold=k)
-    if not (out / "model.onnx").exists():
-        train_segmentation(data, out, cfg)
-    card = write_card(out, collect_cv(out, cfg.n_folds))
+    card = train_segmentation_model(data, out, cfg, cv=cv)
     typer.echo(f"wrote {out} ({card.name})")
 
 

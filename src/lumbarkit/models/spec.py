@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from lumbarkit.errors import ModelError
 from lumbarkit.seg_classes import CLASS_NAMES
-from lumbarkit.stages.s4_crops import CropSpec
+from lumbarkit.results.crops import CropSpec
 from lumbarkit.tasks import TASK_NAMES, get_task
 
 KINDS = ("segmentation", "grading")

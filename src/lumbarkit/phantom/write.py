@@ -35,7 +35,7 @@ def write_phantom(
 
     Parameters
     ----------
-    fmt : ``"dicom"`` (series in ``<name>_dicom/`` via :func:`lumbarkit.io.dicom.write_dicom_series`),
+    fmt : ``"dicom"`` (series in ``<name>_dicom/`` via :func:`lumbarkit.report.dicom.write_dicom_series`),
         ``"nifti"`` (``<name>_image.nii.gz``), ``"mha"`` or ``"nrrd"``.
     patient : passed to the DICOM writer (ignored for volume formats, which hold no patient fields).
     axcodes : volume formats only: store the arrays in these axis codes (e.g. ``"RAS"``) instead of
@@ -50,9 +50,9 @@ def write_phantom(
     scan = phantom.scan
     if fmt == "dicom":
         try:
-            from lumbarkit.io.dicom import write_dicom_series
+            from lumbarkit.report.dicom import write_dicom_series
         except ImportError as exc:
-            raise RuntimeError("DICOM writing needs lumbarkit.io.dicom.write_dicom_series, not available in this build") from exc
+            raise RuntimeError("DICOM writing needs lumbarkit.report.dicom.write_dicom_series, not available in this build") from exc
         image = out / f"{name}_dicom"
         write_dicom_series(scan, image, series_description=scan.metadata.series_description, patient=patient)
     elif fmt in ("nifti", "mha", "nrrd"):

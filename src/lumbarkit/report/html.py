@@ -6,8 +6,8 @@ import base64
 from html import escape
 from pathlib import Path
 
+from lumbarkit.results.scan_result import RESEARCH_NOTICE
 from lumbarkit.version import __version__
-from lumbarkit.result import RESEARCH_NOTICE
 
 BINARY_FINDINGS = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
 FINDING_NAMES = {"endplate_upper": "upper endplate defect", "endplate_lower": "lower endplate defect"}

@@ -1,4 +1,4 @@
-"""Write one :class:`~lumbarkit.result.ScanResult` to an output folder.
+"""Write one :class:`~lumbarkit.results.scan_result.ScanResult` to an output folder.
 
 Files: ``result.json``, ``levels.csv``, ``vertebrae.csv``, ``segmentation.nii.gz`` (``.png``
 for a 2D image input) on the input's voxel grid, ``qc.png``, ``hotspots/<level>_<task>.png``,
@@ -82,19 +82,17 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
 
     ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it.
     """
-    from lumbarkit.report.labelmap import write_label_map
     from lumbarkit.report.html import render_report
+    from lumbarkit.report.labelmap import write_label_map
     from lumbarkit.report.qc_measure import draw_measurements
-    from lumbarkit.result import levels_csv_columns
-    from lumbarkit.stages.s6_hotspots import overlay_png
-    from lumbarkit.stages.s3_measure.results import CSV_COLUMNS as VERTEBRA_COLUMNS
+    from lumbarkit.results.measurements import CSV_COLUMNS as VERTEBRA_COLUMNS
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     scan, labels = result.scan, result.levels.segmentation.labels
     paths: dict[str, Path] = {}
     paths["result"] = write_text(outdir / "result.json", result_json(result, keep_phi))
-    paths["levels"] = write_csv(outdir / "levels.csv", result.levels_rows(), levels_csv_columns())
+    paths["levels"] = write_levels_csv(result, outdir / "levels.csv")
     paths["vertebrae"] = write_csv(outdir / "vertebrae.csv", result.vertebrae_rows(), VERTEBRA_COLUMNS)
     seg_name = "segmentation.png" if scan.metadata.source_format == "image" else "segmentation.nii.gz"
     with atomic_path(outdir / seg_name) as tmp:
@@ -104,19 +102,50 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
     with atomic_path(outdir / "qc.png") as tmp:
         draw_measurements(scan, result.measurements, tmp, labels=labels, disc_notes=notes)
     paths["qc"] = outdir / "qc.png"
-    hotspot_files = []
-    if result.hotspots:
-        crops = {c.name: c for c in result.crops.crops}
-        order = {name: i for i, name in enumerate(crops)}  # top to bottom, then task
-        for (level, task), heat in sorted(result.hotspots.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-            path = outdir / "hotspots" / hotspot_name(level, task)
-            with atomic_path(path) as tmp:
-                overlay_png(crops[level].image, heat, tmp, title=f"{level} {task}")
-            hotspot_files.append(path)
+    hotspot_files = write_hotspots(result, outdir)
     if dicom_source is not None:
         paths.update(_write_dicom(result, outdir, dicom_source))
     paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi))
     return paths
+
+
+def write_measurements(result, outdir: Path) -> dict[str, Path]:
+    """``lumbarkit measure`` outputs: ``vertebrae.csv``, ``measurements.json`` and ``qc_measurements.png``."""
+    from lumbarkit.report.qc_measure import draw_measurements
+    from lumbarkit.results.measurements import CSV_COLUMNS as VERTEBRA_COLUMNS
+
+    outdir = Path(outdir)
+    paths = {"vertebrae": write_csv(outdir / "vertebrae.csv", result.vertebrae_rows(), VERTEBRA_COLUMNS),
+             "measurements": write_text(outdir / "measurements.json",
+                                        json.dumps(result.measurements.to_dict(), indent=1, sort_keys=True))}
+    with atomic_path(outdir / "qc_measurements.png") as tmp:
+        draw_measurements(result.scan, result.measurements, tmp, labels=result.levels.segmentation.labels)
+    paths["qc"] = outdir / "qc_measurements.png"
+    return paths
+
+
+def write_levels_csv(result, path: Path) -> Path:
+    """``levels.csv``: one row per disc (grades, naming confidence, disc measurements); the one format."""
+    from lumbarkit.results.scan_result import levels_csv_columns
+
+    return write_csv(Path(path), result.levels_rows(), levels_csv_columns())
+
+
+def write_hotspots(result, outdir: Path) -> list[Path]:
+    """``hotspots/<level>_<task>.png``: each evidence map over its crop, top to bottom, then by task."""
+    from lumbarkit.report.hotspot_png import overlay_png
+
+    if not result.hotspots:
+        return []
+    crops = {c.name: c for c in result.crops.crops}
+    order = {name: i for i, name in enumerate(crops)}
+    files = []
+    for (level, task), heat in sorted(result.hotspots.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        path = Path(outdir) / "hotspots" / hotspot_name(level, task)
+        with atomic_path(path) as tmp:
+            overlay_png(crops[level].image, heat, tmp, title=f"{level} {task}")
+        files.append(path)
+    return files
 
 
 def segment_names(labels) -> dict[int, str]:
@@ -140,7 +169,7 @@ def segment_names(labels) -> dict[int, str]:
 
 def sr_items(result) -> list:
     """The measurements and grades of ``result`` as DICOM SR items (site, name, value, unit)."""
-    from lumbarkit.report.dicom_export import SRItem
+    from lumbarkit.report.dicom import SRItem
 
     units = {"mm": "mm", "deg": "deg", "%": "%", "ratio": "1", "grade": "1"}
     items = []
@@ -168,7 +197,7 @@ def _write_dicom(result, outdir: Path, source: Path) -> dict[str, Path]:
     if result.scan.metadata.source_format != "dicom":
         raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     try:
-        from lumbarkit.report.dicom_export import write_dicom_seg, write_dicom_sr
+        from lumbarkit.report.dicom import write_dicom_seg, write_dicom_sr
     except ImportError:
         raise InputError("--dicom needs the [dicom] extra: pip install 'lumbarkit[dicom]'") from None
     labels = result.levels.segmentation.labels

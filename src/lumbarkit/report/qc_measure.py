@@ -101,22 +101,7 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
         ax.text(x, y, _label_text(v), color=colour, fontsize=8, ha="right", va="center",
                 bbox=dict(facecolor="black", alpha=0.5, pad=1, edgecolor="none"))
     for d in measurements.discs:
-        ref = d.height_middle if d.height_middle.ok else d.slip_mm
-        if not ref.lines:
-            continue
-        x, y = pix(np.mean([ref.lines[0].start_mm, ref.lines[0].end_mm], axis=0))
-        text = d.name
-        if disc_notes and disc_notes.get(d.name):
-            text += f"  {disc_notes[d.name]}"
-        if d.slip_percent.ok:
-            text += f"  slip {d.slip_percent.value:+.0f}%"
-            if d.meyerding_grade.value:
-                text += f" (M{int(d.meyerding_grade.value)})"
-        if d.canal_stenosis in ("absolute", "relative"):
-            text += f"  canal {d.canal_ap.value:.0f} mm"
-        colour = "#ff3b30" if d.meyerding_grade.ok and d.meyerding_grade.value else "#9cff57"
-        ax.text(x + 0.08 * cols, y, text, color=colour, fontsize=7, ha="left", va="center",
-                bbox=dict(facecolor="black", alpha=0.5, pad=1, edgecolor="none"))
+        _disc_label(ax, d, pix, cols, (disc_notes or {}).get(d.name))
     title = f"slice {k}"
     if measurements.lordosis.ok:
         title += f"   lordosis {measurements.lordosis_method}: {measurements.lordosis.value:.1f} deg"
@@ -129,3 +114,23 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     fig.savefig(out, facecolor="black", metadata={"Software": None})
     log.info("wrote %s", out)
     return out
+
+
+def _disc_label(ax, d, pix, cols: int, note: str | None) -> None:
+    """Write a disc's name, ``note`` (e.g. its grades), slip and narrow canal beside its middle height line."""
+    ref = d.height_middle if d.height_middle.ok else d.slip_mm
+    if not ref.lines:
+        return
+    x, y = pix(np.mean([ref.lines[0].start_mm, ref.lines[0].end_mm], axis=0))
+    text = d.name
+    if note:
+        text += f"  {note}"
+    if d.slip_percent.ok:
+        text += f"  slip {d.slip_percent.value:+.0f}%"
+        if d.meyerding_grade.value:
+            text += f" (M{int(d.meyerding_grade.value)})"
+    if d.canal_stenosis in ("absolute", "relative"):
+        text += f"  canal {d.canal_ap.value:.0f} mm"
+    colour = "#ff3b30" if d.meyerding_grade.ok and d.meyerding_grade.value else "#9cff57"
+    ax.text(x + 0.08 * cols, y, text, color=colour, fontsize=7, ha="left", va="center",
+            bbox=dict(facecolor="black", alpha=0.5, pad=1, edgecolor="none"))

@@ -7,11 +7,11 @@ resampled back onto the scan's own grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from lumbarkit.results.segmentation import SemanticSegmentation
 from lumbarkit.scan import Scan
 
 PredictFn = Callable[[np.ndarray], np.ndarray]  # (N, 1, H, W) float32 -> (N, C, H, W) logits
@@ -72,19 +72,6 @@ def segment_semantic(scan: Scan, predict: PredictFn, target_mm: float) -> np.nda
 
 
 DEFAULT_MODEL = "segment_2d"
-
-
-@dataclass(frozen=True)
-class SemanticSegmentation:
-    """Per-voxel class probabilities on the scan grid (classes in :mod:`seg_classes`)."""
-
-    probabilities: np.ndarray  # (slices, classes, rows, cols) float32
-    model_name: str = ""
-    model_sha256: str = ""
-
-    @property
-    def classes(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1).astype(np.uint8)
 
 
 def segment(scan: Scan, model=None) -> SemanticSegmentation:

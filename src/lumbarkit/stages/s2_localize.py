@@ -11,12 +11,20 @@ L5 with a low confidence and a warning. The slab's disc planes then label every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from lumbarkit.levels import CANAL_ID, VERTEBRA_IDS, disc_id, disc_name, vertebra_above
-from lumbarkit.scan import Scan, Segmentation
+from lumbarkit.levels import (
+    CANAL_ID,
+    VERTEBRA_IDS,
+    disc_id,
+    disc_name,
+    vertebra_above,
+)
+from lumbarkit.results.labelmap import LabelMap
+from lumbarkit.results.levels import LevelInstance, Levels
+from lumbarkit.scan import Scan
 from lumbarkit.seg_classes import BODY, CANAL, DISC, SACRUM
 
 MIN_DISC_AREA_MM2 = 40.0  # smaller disc fragments are noise
@@ -32,41 +40,6 @@ MAX_OFF_SPINE_MM = 18.0  # a disc centroid farther than this from the spine curv
 BONE_RING_MM = 5.0  # a disc needs bone within this distance above and below it
 MIDLINE_PRIOR_SIGMA = 0.25  # width of the centre prior of the mid-sagittal slab, as a fraction of the slice count
 DISC_REACH_MM = 8.0  # lateral disc voxels join the nearest slab disc within this distance
-
-
-@dataclass(frozen=True)
-class LevelInstance:
-    """One named structure: a vertebral body or a disc."""
-
-    name: str  # "L4" or "L4/L5"
-    label: int  # VerSe id
-    kind: str  # "vertebra" or "disc"
-    centroid_mm: tuple[float, float, float]  # RAS
-    volume_mm3: float
-    confidence: float  # 0..1, confidence of the level name
-    slice_index: int  # sagittal slice holding most of the structure
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Named vertebrae and discs of a scan (top to bottom), and the VerSe label map on its grid."""
-
-    instances: tuple[LevelInstance, ...]
-    segmentation: Segmentation
-    sacrum_found: bool
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-    midline_slices: tuple[int, ...] = ()
-
-    @property
-    def discs(self) -> tuple[LevelInstance, ...]:
-        return tuple(i for i in self.instances if i.kind == "disc")
-
-    @property
-    def vertebrae(self) -> tuple[LevelInstance, ...]:
-        return tuple(i for i in self.instances if i.kind == "vertebra")
-
-    def names(self) -> list[str]:
-        return [i.name for i in self.instances]
 
 
 @dataclass
@@ -253,8 +226,19 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
     c2 = p2.argmax(axis=0)
     warnings: list[str] = []
     discs, sacrum_inferred = _find_discs(p2, c2, pix)
+    bodies, sacrum_share = _bodies_between(p2, c2, discs, pix)
+    anchor, anchor_name, anchor_conf, discs, bodies, sacrum_found = _anchor(bodies, discs, sacrum_inferred, sacrum_share,
+                                                                            pix, warnings)
+    names = _walk_up(discs, anchor, anchor_name, anchor_conf, warnings)
+    labels = _label_volume(scan, probabilities, discs, bodies, names, pix)
+    instances = _instances(scan, labels, discs, names)
+    seg = LabelMap(labels=labels, affine=scan.affine, confidences={i.name: i.confidence for i in instances})
+    return Levels(tuple(instances), seg, sacrum_found, tuple(warnings), slab)
 
-    # bone intervals between disc planes on the slab
+
+def _bodies_between(p2: np.ndarray, c2: np.ndarray, discs: list[_Blob], pix: np.ndarray) -> tuple[dict[int, _Blob], np.ndarray]:
+    """The largest bone blob of every interval between disc planes (0 = above the top disc) on the slab, and the
+    per-pixel sacrum share of the bone probability."""
     bone = (c2 == BODY) | (c2 == SACRUM)
     sacrum_share = p2[SACRUM] / np.maximum(p2[BODY] + p2[SACRUM], 1e-6)
     idx = np.argwhere(bone)
@@ -267,7 +251,14 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         if comps:
             bodies[iv] = _blob(comps[0], sacrum_share, pix)
 
-    # S1: the topmost interval, counted from the bottom, that is sacral; discs below it are sacral remnants
+    return bodies, sacrum_share
+
+
+def _anchor(bodies: dict[int, _Blob], discs: list[_Blob], sacrum_inferred: bool, sacrum_share: np.ndarray,
+            pix: np.ndarray, warnings: list[str]):
+    """The interval named first and its name and confidence: S1 (the topmost sacral interval counted from the bottom;
+    discs below it are sacral remnants, or S1 inferred), else L5. Returns (anchor, name, confidence, discs, bodies,
+    sacrum_found) with discs and bodies trimmed to the named ones; appends what it assumed to ``warnings``."""
     s1 = None
     for iv in sorted(bodies, reverse=True):
         if bodies[iv].score >= SACRUM_FRACTION:
@@ -276,7 +267,7 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
             break
     sacrum_found = s1 is not None
     if sacrum_found:
-        s1_mask = np.zeros(bone.shape, dtype=bool)
+        s1_mask = np.zeros(sacrum_share.shape, dtype=bool)
         for iv in range(s1, len(discs) + 1):
             if iv in bodies:
                 s1_mask |= bodies[iv].mask
@@ -306,7 +297,11 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
         if discs:
             warnings.append("no vertebral bodies found: disc names assume the lowest disc is L5/S1")
 
-    # walk up from the anchor, counting missed discs in large gaps
+    return anchor, anchor_name, anchor_conf, discs, bodies, sacrum_found
+
+
+def _walk_up(discs: list[_Blob], anchor: int, anchor_name: str, anchor_conf: float, warnings: list[str]) -> dict[int, tuple[str, float]]:
+    """Names and confidences of the intervals above the anchor, counting missed discs in large gaps."""
     axis = _spine_axis(np.array([d.centroid for d in discs])) if len(discs) >= 2 else np.array([1.0, 0.0])
     gaps = np.diff([float(d.centroid @ axis) for d in discs])
     median_gap = float(np.median(gaps)) if len(gaps) else 0.0
@@ -326,10 +321,7 @@ def localize(scan: Scan, probabilities: np.ndarray) -> Levels:
             break
         names[iv] = (name, conf)
 
-    labels = _label_volume(scan, probabilities, discs, bodies, names, pix)
-    instances = _instances(scan, labels, discs, names)
-    seg = Segmentation(labels=labels, affine=scan.affine, confidences={i.name: i.confidence for i in instances})
-    return Levels(tuple(instances), seg, sacrum_found, tuple(warnings), slab)
+    return names
 
 
 def _label_volume(scan: Scan, probabilities: np.ndarray, discs: list[_Blob], bodies: dict[int, _Blob],

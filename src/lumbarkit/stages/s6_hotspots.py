@@ -13,13 +13,11 @@ Three maps, each on the crop grid ``(H, W)``, scaled to [0, 1] (1 = strongest ev
 * :func:`gradcam_maps` (torch): Grad-CAM (Selvaraju et al. 2017) on the grader's last
   convolutional feature map (``net.cam_layer``), upsampled to the crop.
 
-:func:`overlay_png` writes a map over its crop; ``DiscCrop.geometry.to_scan_plane`` maps a map
+:func:`lumbarkit.report.hotspot_png.overlay_png` writes a map over its crop; ``DiscCrop.geometry.to_scan_plane`` maps a map
 back onto the scan slice.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -92,7 +90,8 @@ def saliency_maps(net, crops: np.ndarray, tasks=DEFAULT_TASKS, n_augment: int = 
     copies (shift + gamma), each gradient shifted back onto the original crop, summed over
     channels and smoothed (Gaussian, 1.5 px). Needs torch; ``net`` is a :class:`GraderNet`."""
     import torch
-    from scipy.ndimage import gaussian_filter, shift as nd_shift
+    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import shift as nd_shift
 
     net.eval()
     rng = np.random.default_rng(seed)
@@ -177,26 +176,3 @@ def hotspot_maps(folder, crops: np.ndarray, method: str = "occlusion", tasks=DEF
     return saliency_maps(net, crops, tasks) if method == "saliency" else gradcam_maps(net, crops, tasks)
 
 
-def overlay_png(crop: np.ndarray, heat: np.ndarray, path: str | Path, title: str = "") -> Path:
-    """Write the crop (middle channel, gray) with the hotspot map over it (jet, alpha by strength)."""
-    from matplotlib.figure import Figure
-
-    img = np.asarray(crop)
-    img = img[img.shape[0] // 2] if img.ndim == 3 else img
-    h, w = img.shape
-    fig = Figure(figsize=(w / 40, h / 40 + (0.35 if title else 0)), dpi=80)
-    ax = fig.add_axes((0, 0, 1, h / (h + (14 if title else 0))))
-    ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
-    rgba = np.zeros((h, w, 4), dtype=np.float32)
-    import matplotlib
-
-    rgba[..., :3] = matplotlib.colormaps["jet"](heat)[..., :3]
-    rgba[..., 3] = 0.6 * np.clip(heat, 0, 1)
-    ax.imshow(rgba, interpolation="bilinear")
-    ax.set_axis_off()
-    if title:
-        fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
-    return path

@@ -27,15 +27,28 @@ This module is the public facade; the code lives in
 * :mod:`lumbarkit.io.dicom.headers`: pydicom helpers, file sniffing, per-image header records;
 * :mod:`lumbarkit.io.dicom.series`: collecting, grouping and choosing a series, sequence guess;
 * :mod:`lumbarkit.io.dicom.read`: slice geometry, pixel decoding, :func:`read_dicom`;
-* :mod:`lumbarkit.report.dicom_series`: :func:`write_dicom_series`.
+(the DICOM writers, SEG, SR and whole series, live in :mod:`lumbarkit.report.dicom`).
 """
 
 from __future__ import annotations
 
 # The module constants stay importable from here as before (rebinding them here changes nothing).
-from lumbarkit.io.dicom.headers import COSINE_TOLERANCE, LPS_TO_RAS, PIXEL_KEYWORDS, is_dicom_file  # noqa: F401
-from lumbarkit.io.dicom.read import POSITION_TOLERANCE_MM, POSITION_TOLERANCE_REL, read_dicom  # noqa: F401
-from lumbarkit.io.dicom.series import DICOM_SUFFIXES, MAX_LISTED, SEQUENCE_3D_WORDS, guess_sequence  # noqa: F401
-from lumbarkit.report.dicom_series import ANONYMOUS_PATIENT, DEFAULT_TIMES_MS, IDENTITY_KEYWORDS, write_dicom_series  # noqa: F401
+from lumbarkit.io.dicom.headers import (  # noqa: F401
+    COSINE_TOLERANCE,
+    LPS_TO_RAS,
+    PIXEL_KEYWORDS,
+    is_dicom_file,
+)
+from lumbarkit.io.dicom.read import (  # noqa: F401
+    POSITION_TOLERANCE_MM,
+    POSITION_TOLERANCE_REL,
+    read_dicom,
+)
+from lumbarkit.io.dicom.series import (  # noqa: F401
+    DICOM_SUFFIXES,
+    MAX_LISTED,
+    SEQUENCE_3D_WORDS,
+    guess_sequence,
+)
 
-__all__ = ["is_dicom_file", "read_dicom", "write_dicom_series", "guess_sequence"]
+__all__ = ["is_dicom_file", "read_dicom", "guess_sequence"]

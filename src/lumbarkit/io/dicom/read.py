@@ -17,15 +17,20 @@ from lumbarkit.errors import InputError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
     LPS_TO_RAS,
-    header_float,
     Frame,
-    iop_problem,
-    slice_normal,
-    quiet_pydicom,
     error_reason,
+    header_float,
     header_text,
+    iop_problem,
+    quiet_pydicom,
+    slice_normal,
 )
-from lumbarkit.io.dicom.series import choose_series, collect_frames, group_series, Series
+from lumbarkit.io.dicom.series import (
+    Series,
+    choose_series,
+    collect_frames,
+    group_series,
+)
 from lumbarkit.scan import Scan, ScanMetadata
 
 # One logger for the whole DICOM reader/writer, named after the public module (log output unchanged).
@@ -102,7 +107,11 @@ def _series_geometry(series: Series) -> tuple[list[Frame], np.ndarray]:
 def set_transfer_syntax(ds: Any) -> None:
     """Give a raw dataset (no file meta, e.g. ACR-NEMA style) the transfer syntax it was read with."""
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pydicom.uid import (
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
 
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" in meta:

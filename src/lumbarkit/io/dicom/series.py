@@ -18,19 +18,19 @@ import numpy as np
 from lumbarkit.errors import InputError, SeriesSelectionError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
-    classify,
-    header_float,
     Frame,
+    classify,
+    error_reason,
     frames_from_header,
     group_value,
+    header_float,
+    header_text,
     iop_problem,
-    slice_normal,
+    is_dicom_file,
     read_header,
-    error_reason,
+    slice_normal,
     sop_class,
     sop_class_name,
-    header_text,
-    is_dicom_file,
 )
 
 # One logger for the whole DICOM reader/writer, named after the public module (log output unchanged).

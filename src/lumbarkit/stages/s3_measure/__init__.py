@@ -60,7 +60,7 @@ too small, not fitted) is ``None`` with a ``missing_reason``, never a number.
 Modules
 -------
 This module is the public entry point (:func:`measure`) and re-exports the result types; the
-code lives in :mod:`~lumbarkit.stages.s3_measure.results` (records, grades, CSV rows),
+code lives in :mod:`~lumbarkit.results.measurements` (records, grades, CSV rows),
 :mod:`~lumbarkit.stages.s3_measure.geometry` (slice frame, mask edges, quadrilateral fit),
 :mod:`~lumbarkit.stages.s3_measure.labels` (label map access), :mod:`~lumbarkit.stages.s3_measure.bodies`
 and :mod:`~lumbarkit.stages.s3_measure.discs` (discs, slip, disc canal, lordosis).
@@ -74,18 +74,8 @@ import numpy as np
 
 from lumbarkit.errors import InputError
 from lumbarkit.levels import VERTEBRA_NAMES
-from lumbarkit.scan import Scan
-from lumbarkit.stages.s3_measure.bodies import BodyFit, fit_vertebra, grade_bodies, vertebra_result
-from lumbarkit.stages.s3_measure.discs import measure_lordosis, pairs, measure_motion_segment
-from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
-from lumbarkit.stages.s3_measure.results import SpineMeasurements
-
-# Re-exported: the public result types, grades and the method's constants, importable from here as before
-# (read-only: rebinding a constant here does not change the submodules).
-from lumbarkit.stages.s3_measure.bodies import FUSION_CONTACT_FRACTION  # noqa: F401
-from lumbarkit.stages.s3_measure.geometry import CHORD_FRACTIONS, EDGE_FRACTIONS, SMOOTHING_SIGMA_PX, WALL_FRACTIONS  # noqa: F401
-from lumbarkit.stages.s3_measure.labels import MIN_AREA_MM2, MIN_PIXELS, SPLIT_FRACTION  # noqa: F401
-from lumbarkit.stages.s3_measure.results import (  # noqa: F401
+from lumbarkit.results.labelmap import LabelMap
+from lumbarkit.results.measurements import (  # noqa: F401
     CANAL_ABSOLUTE_MM,
     CANAL_RELATIVE_MM,
     CSV_COLUMNS,
@@ -96,40 +86,54 @@ from lumbarkit.stages.s3_measure.results import (  # noqa: F401
     MeasuredLine,
     Measurements,
     Point3,
+    SpineMeasurements,
     VertebraMeasurements,
     canal_stenosis,
     genant_grade,
     meyerding_grade,
+)
+from lumbarkit.scan import Scan
+
+# Re-exported: the public result types, grades and the method's constants, importable from here as before
+# (read-only: rebinding a constant here does not change the submodules).
+from lumbarkit.stages.s3_measure.bodies import (
+    FUSION_CONTACT_FRACTION,  # noqa: F401
+    BodyFit,
+    fit_vertebra,
+    grade_bodies,
+    vertebra_result,
+)
+from lumbarkit.stages.s3_measure.discs import (
+    measure_lordosis,
+    measure_motion_segment,
+    pairs,
+)
+from lumbarkit.stages.s3_measure.geometry import (  # noqa: F401
+    CHORD_FRACTIONS,
+    EDGE_FRACTIONS,
+    SMOOTHING_SIGMA_PX,
+    WALL_FRACTIONS,
+)
+from lumbarkit.stages.s3_measure.labels import (  # noqa: F401
+    MIN_AREA_MM2,
+    MIN_PIXELS,
+    SPLIT_FRACTION,
+    Labels,
+    neighbour_ids,
 )
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")
 
 
-def _check(scan: Scan, labels: np.ndarray) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim == 2 and scan.shape[0] == 1:
-        arr = arr[None]
-    if arr.shape != scan.shape:
-        raise InputError(f"label map shape {arr.shape} differs from the scan's {scan.shape}: labels must be on the scan's grid")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise InputError("the label map holds non-integer values: expected integer VerSe label ids")
-    elif arr.dtype.kind not in "iub":
-        raise InputError(f"the label map has dtype {arr.dtype}: expected integer VerSe label ids")
-    if arr.size and (arr.min() < 0 or arr.max() > 10_000):
-        raise InputError("the label map holds negative or huge values: expected VerSe label ids")
-    return arr.astype(np.int32, copy=False)
-
-
-def measure(scan: Scan, labels: np.ndarray) -> SpineMeasurements:
+def measure(scan: Scan, labels: LabelMap | np.ndarray) -> SpineMeasurements:
     """Measure bodies, discs, slips, lordosis and canal from a VerSe label map.
 
     Parameters
     ----------
     scan : the scan; only its grid and affine are used.
-    labels : integer VerSe ids on the scan's canonical grid, shape ``scan.shape`` (a 2D array is
-        accepted for a one-slice scan): vertebrae 1-26, discs 100 + upper vertebra, canal 100.
+    labels : a :class:`LabelMap`, or integer VerSe ids on the scan's canonical grid, shape ``scan.shape`` (a 2D
+        array is accepted for a one-slice scan): vertebrae 1-26, discs 100 + upper vertebra, canal 100.
 
     Returns
     -------
@@ -139,7 +143,7 @@ def measure(scan: Scan, labels: np.ndarray) -> SpineMeasurements:
     ------
     InputError : the label map is not on the scan's grid or holds no VerSe vertebra or disc ids.
     """
-    lab = Labels(scan, _check(scan, labels))
+    lab = Labels(scan, LabelMap.on_grid_of(scan, labels).labels)
     if not lab.vertebrae and not lab.discs:
         raise InputError("the label map holds no vertebra or disc labels (VerSe ids 1-26, discs 101-126)")
     bodies: dict[str, BodyFit] = {}

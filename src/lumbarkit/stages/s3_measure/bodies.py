@@ -13,9 +13,21 @@ import numpy as np
 from scipy import ndimage
 
 from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
-from lumbarkit.stages.s3_measure.geometry import Line2, fit_quad, Quad, Sampler, unit_vector
+from lumbarkit.results.measurements import (
+    Measure,
+    VertebraMeasurements,
+    canal_stenosis,
+    genant_grade,
+    missing_measure,
+)
+from lumbarkit.stages.s3_measure.geometry import (
+    Line2,
+    Quad,
+    Sampler,
+    fit_quad,
+    unit_vector,
+)
 from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
-from lumbarkit.stages.s3_measure.results import Measure, VertebraMeasurements, missing_measure, canal_stenosis, genant_grade
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")

@@ -10,11 +10,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from lumbarkit.levels import DISC_OFFSET, VERTEBRA_NAMES, disc_name, vertebra_id
-from lumbarkit.stages.s3_measure.bodies import BodyFit, canal_diameter, Endplate, facing_endplate, fit_body
-from lumbarkit.stages.s3_measure.geometry import CHORD_FRACTIONS, fit_quad, on_line, Quad, Sampler, unit_vector
+from lumbarkit.results.measurements import (
+    DiscMeasurements,
+    Measure,
+    VertebraMeasurements,
+    meyerding_grade,
+    missing_measure,
+)
+from lumbarkit.stages.s3_measure.bodies import (
+    BodyFit,
+    Endplate,
+    canal_diameter,
+    facing_endplate,
+    fit_body,
+)
+from lumbarkit.stages.s3_measure.geometry import (
+    CHORD_FRACTIONS,
+    Quad,
+    Sampler,
+    fit_quad,
+    on_line,
+    unit_vector,
+)
 from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
-from lumbarkit.stages.s3_measure.results import DiscMeasurements, Measure, VertebraMeasurements, missing_measure, meyerding_grade
-
 
 _DISC_FIELDS = (
     ("height_anterior", "mm"), ("height_middle", "mm"), ("height_posterior", "mm"), ("ivd_distance_anterior", "mm"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from lumbarkit.stages.s3_measure.results import Point3
+from lumbarkit.results.measurements import Point3
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")

@@ -11,9 +11,9 @@ import numpy as np
 from scipy import ndimage
 
 from lumbarkit.levels import CANAL_ID, DISC_OFFSET, VERTEBRA_NAMES
+from lumbarkit.results.measurements import MeasuredLine
 from lumbarkit.scan import Scan
 from lumbarkit.stages.s3_measure.geometry import Plane, Sampler
-from lumbarkit.stages.s3_measure.results import MeasuredLine
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")

@@ -23,8 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.tasks import TASKS
+from lumbarkit.training.folds import patient_folds
 from lumbarkit.training.grade.data import load_grade_dataset
-from lumbarkit.training.grade.train import GradeTrainConfig, collect_oof, headline, patient_folds, train_net, write_fold
+from lumbarkit.training.grade.train import (
+    GradeTrainConfig,
+    collect_oof,
+    headline,
+    train_net,
+    write_fold,
+)
 
 log = logging.getLogger(__name__)
 

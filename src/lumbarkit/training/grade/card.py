@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from lumbarkit.tasks import TASKS
 
 REPRODUCE = ("lumbarkit train grade --spider ../shared/data/spider --cache runs/grade_cache "
@@ -66,6 +65,22 @@ def write_card(model_dir: str | Path, cv: dict | None, ablation_md: str | Path |
             meta.setdefault("tta", {})["best_in_cv"] = bool(best.get("tta"))
         (model_dir / "cv_metrics.json").write_text(json.dumps(cv, indent=1, sort_keys=True) + "\n")
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    lines = _description(meta) + (_cv_section(cv) if cv is not None else ["Not computed yet."])
+    if ablation_md is not None and Path(ablation_md).is_file():
+        lines += ["", "## Ablation (the published comparison)", "",
+                  *Path(ablation_md).read_text().splitlines()[2:]]
+    lines += ["", "## Limitations", "",
+              "- Trained and cross-validated on one mid-sagittal slice per series (SPIDER training subset, 4 Dutch hospitals);",
+              "  not yet tested on scans from other sites. Labels depend on stage-1 level naming (checked by the pairing rule and a QC montage).",
+              "- Thoracic discs (IVD label > 6) are not graded; T12/L1 is graded only when stage 1 names it.",
+              "", "## Reproduce", "", f"```\n{reproduce}\n```", ""]
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _description(meta: dict) -> list[str]:
+    """Card lines: the model, its training data and recipe (from model.json), up to the CV heading."""
     arch, tr = meta["architecture"], meta["training"]
     d = tr["data"]
     lines = [
@@ -100,51 +115,44 @@ def write_card(model_dir: str | Path, cv: dict | None, ablation_md: str | Path |
         "## Cross-validated metrics (patient-level folds, held-out patients only)",
         "",
     ]
-    if cv is None:
-        lines.append("Not computed yet.")
-    else:
-        o = cv["overall"]
-        partial = len(cv["folds_done"]) < cv["n_folds"]
-        lines += [
-            f"Out-of-fold predictions of the selected configuration, folds {', '.join(map(str, cv['folds_done']))} of a "
-            f"{cv['n_folds']}-fold patient-level split ({cv['n_discs']} discs), TTA {'on' if cv['tta'] else 'off'}."
-            + (" **Partial CV**: only these folds were run within the CPU budget." if partial else ""),
-            "95 % intervals: patient-level bootstrap.",
-            "",
-            "### Targets",
-            "",
-            "| target | threshold | reached | met |", "|---|---|---|---|",
-        ]
-        for label, task, key, thr in TARGETS:
-            v = o[task]["metrics"].get(key)
-            lines.append(f"| {label} | >= {thr:.2f} | {_f(v)}{_ci(cv, task, key)} | {'yes' if v is not None and v >= thr else '**no**'} |")
-        lines += ["", "### Per task", "",
-                  "| task | n | balanced acc | accuracy | kappa | linear kappa | quadratic kappa | AUC (macro / binary) |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for t in TASKS:
-            m = o[t.name]["metrics"]
-            lines.append(f"| {t.name} | {o[t.name]['n']} | {_f(m.get('balanced_accuracy'))}{_ci(cv, t.name, 'balanced_accuracy')} | "
-                         f"{_f(m.get('accuracy'))} | {_f(m.get('kappa'))} | {_f(m.get('kappa_linear'))} | {_f(m.get('kappa_quadratic'))} | "
-                         f"{_f(m.get('auc', m.get('auc_macro')))} |")
-        pm = o["pfirrmann"]["metrics"]
-        lines += ["", f"Pfirrmann Lin's CCC {_f(pm.get('ccc'))}; 3-class LDD: accuracy {_f(pm.get('ldd_accuracy'))}, balanced "
-                  f"accuracy {_f(pm.get('ldd_balanced_accuracy'))}, AUC mild-vs-moderate {_f(pm.get('ldd_auc_mild_vs_moderate'))}, "
-                  f"mild-vs-severe {_f(pm.get('ldd_auc_mild_vs_severe'))}, moderate-vs-severe {_f(pm.get('ldd_auc_moderate_vs_severe'))}.",
-                  f"Pfirrmann confusion (rows true I-V, columns predicted): `{o['pfirrmann']['confusion']}`.", "",
-                  "### By sequence and level (Pfirrmann balanced accuracy / Modic any-vs-none balanced accuracy)", "",
-                  "| group | n | Pfirrmann bacc | Pfirrmann qwk | Modic any bacc |", "|---|---|---|---|---|"]
-        for col in ("sequence", "level"):
-            for g, v in cv.get("by", {}).get(col, {}).items():
-                lines.append(f"| {col} {g} | {v['pfirrmann']['n']} | {_f(v['pfirrmann']['metrics'].get('balanced_accuracy'))} | "
-                             f"{_f(v['pfirrmann']['metrics'].get('kappa_quadratic'))} | {_f(v['modic']['metrics'].get('any_balanced_accuracy'))} |")
-    if ablation_md is not None and Path(ablation_md).is_file():
-        lines += ["", "## Ablation (the published comparison)", "",
-                  *Path(ablation_md).read_text().splitlines()[2:]]
-    lines += ["", "## Limitations", "",
-              "- Trained and cross-validated on one mid-sagittal slice per series (SPIDER training subset, 4 Dutch hospitals);",
-              "  not yet tested on scans from other sites. Labels depend on stage-1 level naming (checked by the pairing rule and a QC montage).",
-              "- Thoracic discs (IVD label > 6) are not graded; T12/L1 is graded only when stage 1 names it.",
-              "", "## Reproduce", "", f"```\n{reproduce}\n```", ""]
-    path = model_dir / "MODEL_CARD.md"
-    path.write_text("\n".join(lines))
-    return path
+    return lines
+
+
+def _cv_section(cv: dict) -> list[str]:
+    """Card lines of the cross-validated metrics: targets, per task, by sequence and level."""
+    lines: list[str] = []
+    o = cv["overall"]
+    partial = len(cv["folds_done"]) < cv["n_folds"]
+    lines += [
+        f"Out-of-fold predictions of the selected configuration, folds {', '.join(map(str, cv['folds_done']))} of a "
+        f"{cv['n_folds']}-fold patient-level split ({cv['n_discs']} discs), TTA {'on' if cv['tta'] else 'off'}."
+        + (" **Partial CV**: only these folds were run within the CPU budget." if partial else ""),
+        "95 % intervals: patient-level bootstrap.",
+        "",
+        "### Targets",
+        "",
+        "| target | threshold | reached | met |", "|---|---|---|---|",
+    ]
+    for label, task, key, thr in TARGETS:
+        v = o[task]["metrics"].get(key)
+        lines.append(f"| {label} | >= {thr:.2f} | {_f(v)}{_ci(cv, task, key)} | {'yes' if v is not None and v >= thr else '**no**'} |")
+    lines += ["", "### Per task", "",
+              "| task | n | balanced acc | accuracy | kappa | linear kappa | quadratic kappa | AUC (macro / binary) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for t in TASKS:
+        m = o[t.name]["metrics"]
+        lines.append(f"| {t.name} | {o[t.name]['n']} | {_f(m.get('balanced_accuracy'))}{_ci(cv, t.name, 'balanced_accuracy')} | "
+                     f"{_f(m.get('accuracy'))} | {_f(m.get('kappa'))} | {_f(m.get('kappa_linear'))} | {_f(m.get('kappa_quadratic'))} | "
+                     f"{_f(m.get('auc', m.get('auc_macro')))} |")
+    pm = o["pfirrmann"]["metrics"]
+    lines += ["", f"Pfirrmann Lin's CCC {_f(pm.get('ccc'))}; 3-class LDD: accuracy {_f(pm.get('ldd_accuracy'))}, balanced "
+              f"accuracy {_f(pm.get('ldd_balanced_accuracy'))}, AUC mild-vs-moderate {_f(pm.get('ldd_auc_mild_vs_moderate'))}, "
+              f"mild-vs-severe {_f(pm.get('ldd_auc_mild_vs_severe'))}, moderate-vs-severe {_f(pm.get('ldd_auc_moderate_vs_severe'))}.",
+              f"Pfirrmann confusion (rows true I-V, columns predicted): `{o['pfirrmann']['confusion']}`.", "",
+              "### By sequence and level (Pfirrmann balanced accuracy / Modic any-vs-none balanced accuracy)", "",
+              "| group | n | Pfirrmann bacc | Pfirrmann qwk | Modic any bacc |", "|---|---|---|---|---|"]
+    for col in ("sequence", "level"):
+        for g, v in cv.get("by", {}).get(col, {}).items():
+            lines.append(f"| {col} {g} | {v['pfirrmann']['n']} | {_f(v['pfirrmann']['metrics'].get('balanced_accuracy'))} | "
+                         f"{_f(v['pfirrmann']['metrics'].get('kappa_quadratic'))} | {_f(v['modic']['metrics'].get('any_balanced_accuracy'))} |")
+    return lines

@@ -181,15 +181,13 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
     Path of the ``.npz``.
     """
     from lumbarkit.io import load_scan
-    from lumbarkit.models.folder import load_model
-    from lumbarkit.stages.s4_crops import extract_disc_crops
-    from lumbarkit.stages.s2_localize import localize
-    from lumbarkit.stages.s1_segment import predict_probabilities
+    from lumbarkit.pipeline import Pipeline, PipelineConfig
 
     spider_dir, cache_dir = Path(spider_dir), Path(cache_dir)
     spec = spec or CropSpec()
     out = cache_dir / CACHE_NAME
-    folder = load_model(seg_model, "segment_2d", threads=threads)
+    pipeline = Pipeline(PipelineConfig(segment_model=str(seg_model) if seg_model is not None else None), threads=threads)
+    folder = pipeline.segmenter
     if out.is_file() and not rebuild:
         meta = json.loads(str(np.load(out)["meta"]))
         same_cut = (meta.get("crop_spec") == spec.to_dict() and meta.get("limit") == limit
@@ -199,7 +197,6 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
             return out
         log.info("rebuilding %s: it was cut with another crop spec, limit or segmentation model", out)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    predict, target_mm = folder.run, folder.spec.pixel_mm
     gradings = read_gradings(spider_dir)
     series_rows = read_series(spider_dir)[: limit or None]
     task_names = [t.name for t in TASKS]
@@ -209,32 +206,13 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
         record = {"series": s["series"], "patient": s["patient"], "sequence": s["sequence"]}
         try:
             scan = load_scan(spider_dir / "images" / f"{s['series']}.png", spacing_mm=s["spacing_mm"])
-            probs = predict_probabilities(scan, predict, target_mm)
-            levels = localize(scan, probs)
+            levels = pipeline.run(scan, until="segment", require_spine=False).levels  # every series, spine or not
         except Exception as exc:  # one bad series must not stop the dataset
             log.warning("%s: stage 1 failed: %s", s["series"], exc)
             record.update(reason=STAGE1_FAILED, error=str(exc), paired=0)
             per_series.append(record)
             continue
-        names = [d.name for d in levels.discs]
-        record.update(discs=names, warnings=list(levels.warnings), sacrum_found=bool(levels.sacrum_found))
-        pairs, reason = pair_series(names, levels.warnings, gradings.get(s["patient"], {}))
-        if reason is None:
-            crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
-                                       body_median=spec.body_median, clip=spec.clip, names=sorted(pairs))
-            record["skipped_crops"] = [list(x) for x in crops.skipped]
-            for c in crops.crops:
-                images.append(c.image.astype(np.float16))
-                labels.append([pairs[c.name][n] for n in task_names])
-                rows.append((s["patient"], s["series"], s["sequence"], c.name))
-            n_paired = len(crops.crops)
-            if n_paired == 0:
-                reason = NOT_CROPPED
-            record["graded_not_named"] = sorted(
-                disc_from_bottom(k) for k in gradings.get(s["patient"], {}) if 1 <= k <= MAX_GRADED_LABEL
-                and disc_from_bottom(k) not in pairs)
-        else:
-            n_paired = 0
+        reason, n_paired = _pair_and_crop(scan, levels, spec, gradings.get(s["patient"], {}), record, (images, labels, rows), s)
         record.update(reason=reason, paired=n_paired)
         per_series.append(record)
         log.info("%s: %s (%d discs paired, %.0f s)", s["series"], reason or "kept", n_paired, time.time() - t0)
@@ -253,6 +231,35 @@ def build_grade_dataset(spider_dir: str | Path, cache_dir: str | Path, spec: Cro
     save_qc_montage(load_grade_dataset(out), cache_dir / MONTAGE_NAME)
     log.info("grading dataset: %s", report["counts"])
     return out
+
+
+def _pair_and_crop(scan, levels, spec: CropSpec, graded: dict, record: dict, out: tuple[list, list, list], s: dict):
+    """Pair one series' named discs with its gradings and append the crops of the paired discs to ``out``
+    (images, labels, rows); fills ``record``. Returns (exclusion reason or None, discs paired)."""
+    from lumbarkit.stages.s4_crops import extract_disc_crops
+
+    images, labels, rows = out
+    task_names = [t.name for t in TASKS]
+    names = [d.name for d in levels.discs]
+    record.update(discs=names, warnings=list(levels.warnings), sacrum_found=bool(levels.sacrum_found))
+    pairs, reason = pair_series(names, levels.warnings, graded)
+    if reason is None:
+        crops = extract_disc_crops(scan, levels, n_slices=spec.n_slices, size_mm=spec.size_mm, shape_px=spec.shape_px,
+                                   body_median=spec.body_median, clip=spec.clip, names=sorted(pairs))
+        record["skipped_crops"] = [list(x) for x in crops.skipped]
+        for c in crops.crops:
+            images.append(c.image.astype(np.float16))
+            labels.append([pairs[c.name][n] for n in task_names])
+            rows.append((s["patient"], s["series"], s["sequence"], c.name))
+        n_paired = len(crops.crops)
+        if n_paired == 0:
+            reason = NOT_CROPPED
+        record["graded_not_named"] = sorted(
+            disc_from_bottom(k) for k in graded if 1 <= k <= MAX_GRADED_LABEL
+            and disc_from_bottom(k) not in pairs)
+    else:
+        n_paired = 0
+    return reason, n_paired
 
 
 def summarise_pairing(per_series: list[dict]) -> dict:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lumbarkit.version import __version__
 from lumbarkit.models.folder import sha256_file
 from lumbarkit.tasks import TASKS
+from lumbarkit.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -243,7 +243,9 @@ def evaluate_grades(tasks: Sequence[Task], y_true: Mapping[str, np.ndarray], pro
 
 def save_confusion_png(matrix, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Write a confusion matrix (rows true, columns predicted) as an annotated PNG (matplotlib Agg)."""
-    from matplotlib.figure import Figure  # object API: no pyplot, no global backend change (renders with Agg)
+    from matplotlib.figure import (
+        Figure,  # object API: no pyplot, no global backend change (renders with Agg)
+    )
 
     cm = np.asarray(matrix)
     n = len(class_names)

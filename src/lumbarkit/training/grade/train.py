@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.tasks import TASKS, select_tasks
+from lumbarkit.training.folds import patient_folds, set_seeds
 from lumbarkit.training.grade.data import GradeDataset, load_grade_dataset
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,6 @@ class GradeTrainConfig:
         if self.width is not None:
             spec["width"] = float(self.width)
         return spec
-
-
-def patient_folds(patients, n_folds: int, seed: int) -> dict[str, int]:
-    """Patient id -> fold (0..n_folds-1), a seeded permutation of the sorted patient ids dealt round-robin."""
-    ids = sorted(set(str(p) for p in patients))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    return {ids[i]: int(k % n_folds) for k, i in enumerate(order)}
 
 
 class _RandSliceFlip:
@@ -97,16 +91,6 @@ def make_augment(seed: int, n_slices: int):
     return augment
 
 
-def _set_seeds(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train_net(data: GradeDataset, cfg: GradeTrainConfig, log_every: int = 1):
     """Train a grader on ``data``; returns the net in eval mode and per-epoch seconds."""
     import torch
@@ -115,7 +99,7 @@ def train_net(data: GradeDataset, cfg: GradeTrainConfig, log_every: int = 1):
     from lumbarkit.training.grade.losses import GradeLoss, count_classes
 
     torch.set_num_threads(int(cfg.threads))
-    _set_seeds(cfg.seed)
+    set_seeds(cfg.seed)
     tasks = select_tasks(None)
     spec = cfg.architecture(data.images.shape[1], data.images.shape[2:])
     net = build_grader(spec)

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lumbarkit.seg_classes import (
+    BACKGROUND,
+    BODY,
+    CANAL,
+    DISC,
+    NUM_CLASSES,
+    POSTERIOR,
+    SACRUM,
+)
 from lumbarkit.stages.s1_segment import normalise_slice, resample_2d
-from lumbarkit.seg_classes import BACKGROUND, BODY, CANAL, DISC, NUM_CLASSES, POSTERIOR, SACRUM
 
 log = logging.getLogger(__name__)
 
@@ -256,22 +264,3 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
         cod = resample_2d(codes[k], factors, order=0).astype(np.uint8)
         out.append(TrainingSlice(case["case"], case["patient"], case["source"], img, cod))
     return out
-
-
-def patient_folds(cases: list[dict], n_folds: int, seed: int) -> dict[str, int]:
-    """Patient-level fold index per patient, balanced within each source."""
-    rng = np.random.default_rng(seed)
-    folds: dict[str, int] = {}
-    by_source: dict[str, list[str]] = {}
-    for c in cases:
-        by_source.setdefault(c["source"], [])
-        if c["patient"] not in by_source[c["source"]]:
-            by_source[c["source"]].append(c["patient"])
-    offset = 0
-    for source in sorted(by_source):
-        patients = sorted(by_source[source])
-        rng.shuffle(patients)
-        for i, p in enumerate(patients):
-            folds.setdefault(p, (i + offset) % n_folds)
-        offset += len(patients)
-    return folds

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def _dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Dice and IoU of two boolean masks (MONAI's metrics on one-hot tensors)."""
     import torch
-    from monai.metrics import compute_iou, compute_dice
+    from monai.metrics import compute_dice, compute_iou
 
     p = torch.as_tensor(pred[None, None].astype(np.float32))
     t = torch.as_tensor(truth[None, None].astype(np.float32))
@@ -84,8 +84,8 @@ def evaluate_case(case: dict, predict: Callable, target_mm: float) -> dict:
     """Metrics of one case: Dice/IoU per labelled structure, and level naming where ids exist."""
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
-    from lumbarkit.stages.s2_localize import localize
     from lumbarkit.stages.s1_segment import predict_probabilities
+    from lumbarkit.stages.s2_localize import localize
 
     if case["source"] == "slices2d":
         import imageio.v3 as iio

@@ -7,10 +7,9 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-
-from lumbarkit.version import __version__
 from lumbarkit.models.folder import sha256_file
 from lumbarkit.seg_classes import CLASS_NAMES
+from lumbarkit.version import __version__
 
 log = logging.getLogger(__name__)
 

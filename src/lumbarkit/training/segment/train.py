@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.seg_classes import NUM_CLASSES
-from lumbarkit.training.segment.data import IGNORE, TrainingSlice, allowed_table, list_cases, load_case_slices, patient_folds
+from lumbarkit.training.folds import set_seeds, source_balanced_folds
+from lumbarkit.training.segment.data import (
+    IGNORE,
+    TrainingSlice,
+    allowed_table,
+    list_cases,
+    load_case_slices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,26 +114,17 @@ def _batches(slices: list[TrainingSlice], cfg: SegTrainConfig, seed: int):
     return iter(torch.utils.data.DataLoader(_Iterable(), batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False))
 
 
-def _set_seeds(seed: int) -> None:
-    import random
-
-    import torch
-    from monai.utils import set_determinism
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    set_determinism(seed=seed)
-
-
 def train_net(slices: list[TrainingSlice], cfg: SegTrainConfig, workdir: Path, progress: bool = True):
     """Train the net on ``slices``; checkpoints to ``workdir/checkpoint.pt`` and resumes from it."""
     import torch
 
     from lumbarkit.nets.segmentation import build_segmentation_net
-    from lumbarkit.training.segment.losses import determinate_dice_loss, marginal_cross_entropy
+    from lumbarkit.training.segment.losses import (
+        determinate_dice_loss,
+        marginal_cross_entropy,
+    )
 
-    _set_seeds(cfg.seed)
+    set_seeds(cfg.seed, monai_determinism=True)
     workdir.mkdir(parents=True, exist_ok=True)
     net = build_segmentation_net(cfg.architecture())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -208,7 +206,7 @@ def train_segmentation(data: Path, out: Path, cfg: SegTrainConfig, fold: int | N
     from lumbarkit.training.segment.export import export_model_folder
 
     cases = list_cases(data)
-    folds = patient_folds(cases, cfg.n_folds, cfg.seed)
+    folds = source_balanced_folds(cases, cfg.n_folds, cfg.seed)
     train_cases = cases if fold is None else [c for c in cases if folds[c["patient"]] != fold]
     workdir = out / ("work" if fold is None else f"work_fold{fold}")
     net = finished_net(workdir, cfg)
@@ -224,3 +222,18 @@ def train_segmentation(data: Path, out: Path, cfg: SegTrainConfig, fold: int | N
     path = out / f"fold{fold}.json"
     path.write_text(json.dumps(result, indent=1, sort_keys=True))
     return path
+
+
+def train_segmentation_model(data: Path, out: Path, cfg: SegTrainConfig, cv: bool = False) -> Path:
+    """With ``cv`` every patient-level fold (resumable: finished folds are kept), then the final model on all cases
+    (unless ``out`` already holds one), then the model card with the CV metrics. Returns the card's path."""
+    from lumbarkit.training.segment.card import collect_cv, write_card
+
+    out = Path(out)
+    if cv:
+        for k in range(cfg.n_folds):
+            if not (out / f"fold{k}.json").exists():
+                train_segmentation(data, out, cfg, fold=k)
+    if not (out / "model.onnx").exists():
+        train_segmentation(data, out, cfg)
+    return write_card(out, collect_cv(out, cfg.n_folds))

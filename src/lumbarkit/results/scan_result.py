@@ -13,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lumbarkit.version import __version__
+from lumbarkit.results.crops import DiscCrops
+from lumbarkit.results.grades import CSV_COLUMNS, DiscGrades
+from lumbarkit.results.levels import Levels
+from lumbarkit.results.measurements import SpineMeasurements
 from lumbarkit.scan import Scan
+from lumbarkit.version import __version__
 
 SCHEMA_VERSION = "1.0"
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "result.schema.json"
 DISC_MEASURE_COLUMNS = (
     "disc_height_anterior_mm", "disc_height_middle_mm", "disc_height_posterior_mm",
     "ivd_distance_anterior_mm", "ivd_distance_posterior_mm", "disc_height_index",
@@ -49,11 +53,11 @@ class ScanResult:
     """
 
     scan: Scan
-    levels: object  # lumbarkit.stages.s2_localize.Levels
-    measurements: object  # lumbarkit.stages.s3_measure.SpineMeasurements
-    grades: object | None = None  # lumbarkit.stages.s5_grade.DiscGrades
-    crops: object | None = None  # lumbarkit.stages.s4_crops.DiscCrops
-    hotspots: dict = field(default_factory=dict)
+    levels: Levels
+    measurements: SpineMeasurements | None = None  # None when the pipeline stopped before measuring
+    grades: DiscGrades | None = None
+    crops: DiscCrops | None = None
+    hotspots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     models: tuple[ModelInfo, ...] = ()
     warnings: tuple[str, ...] = ()
     timings_s: dict = field(default_factory=dict)  # wall time per stage; not part of result.json
@@ -96,7 +100,7 @@ class ScanResult:
                     rec["grades"]["ldd_3class"] = {"value": g.ldd, "probabilities": [_round(p) for p in g.ldd_probabilities]}
             elif name in skipped:
                 rec["not_graded"] = skipped[name]
-            d = self.measurements.disc(name)
+            d = self.measurements.disc(name) if self.measurements is not None else None
             rec["measurements"] = _measures(d.measures()) if d is not None else {}
             if d is not None:
                 rec["measured_from"] = d.source
@@ -110,7 +114,7 @@ class ScanResult:
     def vertebra_records(self) -> list[dict]:
         conf = {i.name: i.confidence for i in self.levels.vertebrae}
         out = []
-        for v in self.measurements.vertebrae:
+        for v in (self.measurements.vertebrae if self.measurements is not None else ()):
             rec = {"name": v.name, "label": int(v.label), "confidence": _round(conf.get(v.name)),
                    "measurements": _measures(v.measures())}
             if v.canal_stenosis:
@@ -135,8 +139,8 @@ class ScanResult:
             "vertebrae": self.vertebra_records(),
             "spine": {
                 "sacrum_found": bool(self.levels.sacrum_found),
-                "lordosis": _measure(m.lordosis),
-                "lordosis_method": m.lordosis_method,
+                "lordosis": _measure(m.lordosis) if m is not None else None,
+                "lordosis_method": m.lordosis_method if m is not None else None,
                 "tta": bool(self.grades.tta) if self.grades is not None else None,
             },
             "warnings": list(self.warnings),
@@ -146,10 +150,8 @@ class ScanResult:
 
     def levels_rows(self) -> list[dict]:
         """``levels.csv``: one row per disc, the grading columns plus confidence and disc measurements."""
-        from lumbarkit.stages.s5_grade import CSV_COLUMNS
-
         graded = {d.level: d.row() for d in self.grades.discs} if self.grades is not None else {}
-        by_disc = {r["disc"]: r for r in self.measurements.to_rows() if r.get("disc")}
+        by_disc = {r["disc"]: r for r in self.vertebrae_rows() if r.get("disc")}
         rows = []
         for inst in self.levels.discs:
             row = {c: "" for c in levels_csv_columns()}
@@ -163,12 +165,11 @@ class ScanResult:
         return rows
 
     def vertebrae_rows(self) -> list[dict]:
-        return self.measurements.to_rows()
+        """``vertebrae.csv``: the measurement rows (none before the measure stage ran)."""
+        return self.measurements.to_rows() if self.measurements is not None else []
 
 
 def levels_csv_columns() -> tuple[str, ...]:
-    from lumbarkit.stages.s5_grade import CSV_COLUMNS
-
     return (*CSV_COLUMNS, "confidence", *DISC_MEASURE_COLUMNS)
 
 

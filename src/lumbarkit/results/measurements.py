@@ -1,6 +1,6 @@
-"""Measurement results: value/line/body/disc/spine records, clinical grades and CSV table rows.
+"""Stage 3 output: measurement records (value, line, body, disc, spine), clinical grades and CSV table rows.
 
-Part of :mod:`lumbarkit.stages.s3_measure` (see its docstring for the method).
+Produced by :mod:`lumbarkit.stages.s3_measure` (see its docstring for the method).
 """
 
 from __future__ import annotations

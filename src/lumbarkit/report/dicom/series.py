@@ -94,24 +94,16 @@ def write_dicom_series(
     -------
     The written paths in scan axis-0 order.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
     identity = dict(ANONYMOUS_PATIENT)
     for key, value in (patient or {}).items():
         if key not in IDENTITY_KEYWORDS:
             raise ValueError(f"unsupported patient/identity attribute {key!r}; use one of {IDENTITY_KEYWORDS}")
         identity[key] = value
-    lps = LPS_TO_RAS @ np.asarray(scan.affine, dtype=float)
-    step, col_vec, row_vec = lps[:3, 0], lps[:3, 1], lps[:3, 2]
-    row_mm, col_mm = float(np.linalg.norm(col_vec)), float(np.linalg.norm(row_vec))
-    col_cos, row_cos = col_vec / row_mm, row_vec / col_mm
-    if abs(row_cos @ col_cos) > 1e-6:
-        raise InputError("cannot write DICOM: the scan's in-plane axes (1 and 2) are not orthogonal")
+    lps, row_cos, col_cos, pixel_mm = _image_plane(scan)
     normal = np.cross(row_cos, col_cos)
-    slice_gap = abs(float(step @ normal))
+    slice_gap = abs(float(lps[:3, 0] @ normal))
     family = guess_sequence(series_description)
-    te_default, tr_default = DEFAULT_TIMES_MS.get(family, (30.0, 2000.0))
     stored, slope, intercept = _to_uint16(scan.array)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,67 +113,79 @@ def write_dicom_series(
     clash = [p for p in paths if p.exists()]
     if clash:
         raise InputError(f"{clash[0]} already exists; write each series to its own folder or use another series_number")
-    study_uid = study_uid or generate_uid()
-    series_uid = series_uid or generate_uid()
-    frame_uid = frame_of_reference_uid or generate_uid()
-    values = np.asarray(scan.array, dtype=np.float64)
-    center, width = float((values.max() + values.min()) / 2), float(max(values.max() - values.min(), 1.0))
+    shared = _shared_attributes(scan, series_description, identity, family, (row_cos, col_cos, pixel_mm, slice_gap),
+                                (sequence_te_ms, repetition_time_ms, field_strength_t),
+                                (study_uid, series_uid, frame_of_reference_uid, series_number), (slope, intercept))
     for k in range(n):
-        sop_uid = generate_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = sop_uid
-        ds.StudyDate = ds.StudyTime = ds.AccessionNumber = ds.ReferringPhysicianName = ""
-        ds.StudyID = "1"
-        ds.Modality = "MR"
-        ds.Manufacturer = "lumbarkit-phantom"
-        ds.ManufacturerModelName = "lumbarkit synthetic"
-        ds.StudyDescription = "LUMBAR SPINE"
-        ds.SeriesDescription = series_description
-        for key, value in identity.items():
-            setattr(ds, key, value)
-        ds.BodyPartExamined = "LSPINE"
-        ds.ScanningSequence = "SE"
-        ds.SequenceVariant = "SK"
-        ds.ScanOptions = ""
-        ds.MRAcquisitionType = "3D" if family == "T2_SPACE" else "2D"
-        ds.SliceThickness = _ds(slice_gap)
-        ds.SpacingBetweenSlices = _ds(slice_gap)
-        ds.RepetitionTime = _ds(repetition_time_ms if repetition_time_ms is not None else tr_default)
-        ds.EchoTime = _ds(sequence_te_ms if sequence_te_ms is not None else te_default)
-        if family == "STIR":
-            ds.InversionTime = "150"
-        ds.MagneticFieldStrength = _ds(field_strength_t)
-        ds.PatientPosition = "HFS"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = int(series_number)
-        ds.AcquisitionNumber = 1
-        ds.InstanceNumber = int(instances[k])
-        position = lps[:3, 3] + k * step
-        ds.ImagePositionPatient = [_ds(v) for v in position]
-        ds.ImageOrientationPatient = [_ds(v) for v in np.concatenate([row_cos, col_cos])]
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PositionReferenceIndicator = ""
-        ds.SliceLocation = _ds(float(position @ normal))
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = int(scan.shape[1]), int(scan.shape[2])
-        ds.PixelSpacing = [_ds(row_mm), _ds(col_mm)]
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.WindowCenter, ds.WindowWidth = _ds(center), _ds(width)
-        if (slope, intercept) != (1.0, 0.0):
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleSlope = _ds(slope)
-            ds.RescaleType = "US"
-        ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
+        position = lps[:3, 3] + k * lps[:3, 0]
+        ds = _image_dataset(shared, InstanceNumber=int(instances[k]), ImagePositionPatient=[_ds(v) for v in position],
+                            SliceLocation=_ds(float(position @ normal)), PixelData=np.ascontiguousarray(stored[k]).tobytes())
         ds.save_as(paths[k], enforce_file_format=True)
     log.info("wrote %d DICOM files of series %s to %s", n, series_description, out)
     return paths
+
+
+def _image_plane(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """(voxel -> LPS affine, row direction cosine, column direction cosine, PixelSpacing (row, col) in mm)."""
+    lps = LPS_TO_RAS @ np.asarray(scan.affine, dtype=float)
+    col_vec, row_vec = lps[:3, 1], lps[:3, 2]
+    row_mm, col_mm = float(np.linalg.norm(col_vec)), float(np.linalg.norm(row_vec))
+    col_cos, row_cos = col_vec / row_mm, row_vec / col_mm
+    if abs(row_cos @ col_cos) > 1e-6:
+        raise InputError("cannot write DICOM: the scan's in-plane axes (1 and 2) are not orthogonal")
+    return lps, row_cos, col_cos, (row_mm, col_mm)
+
+
+def _image_dataset(shared: dict, **per_image):
+    """One MR Image Storage dataset (explicit VR little endian) with the series' ``shared`` attributes and ``per_image``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = sop_uid
+    for key, value in {**shared, **per_image}.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _shared_attributes(scan: Scan, series_description: str, identity: dict, family: str, plane, timing, uids, rescale) -> dict:
+    """DICOM attributes (by keyword) shared by every image of the series; times in ms, field strength in T."""
+    from pydicom.uid import generate_uid
+
+    row_cos, col_cos, pixel_mm, slice_gap = plane
+    sequence_te_ms, repetition_time_ms, field_strength_t = timing
+    study_uid, series_uid, frame_of_reference_uid, series_number = uids
+    slope, intercept = rescale
+    te_default, tr_default = DEFAULT_TIMES_MS.get(family, (30.0, 2000.0))
+    values = np.asarray(scan.array, dtype=np.float64)
+    return {
+        "SpecificCharacterSet": "ISO_IR 100", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "StudyDate": "",
+        "StudyTime": "", "AccessionNumber": "", "ReferringPhysicianName": "", "StudyID": "1", "Modality": "MR",
+        "Manufacturer": "lumbarkit-phantom", "ManufacturerModelName": "lumbarkit synthetic",
+        "StudyDescription": "LUMBAR SPINE", "SeriesDescription": series_description, **identity,
+        "BodyPartExamined": "LSPINE", "ScanningSequence": "SE", "SequenceVariant": "SK", "ScanOptions": "",
+        "MRAcquisitionType": "3D" if family == "T2_SPACE" else "2D", "SliceThickness": _ds(slice_gap),
+        "SpacingBetweenSlices": _ds(slice_gap),
+        "RepetitionTime": _ds(repetition_time_ms if repetition_time_ms is not None else tr_default),
+        "EchoTime": _ds(sequence_te_ms if sequence_te_ms is not None else te_default),
+        **({"InversionTime": "150"} if family == "STIR" else {}),
+        "MagneticFieldStrength": _ds(field_strength_t), "PatientPosition": "HFS",
+        "StudyInstanceUID": study_uid or generate_uid(), "SeriesInstanceUID": series_uid or generate_uid(),
+        "SeriesNumber": int(series_number), "AcquisitionNumber": 1,
+        "ImageOrientationPatient": [_ds(v) for v in np.concatenate([row_cos, col_cos])],
+        "FrameOfReferenceUID": frame_of_reference_uid or generate_uid(), "PositionReferenceIndicator": "",
+        "SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2",
+        "Rows": int(scan.shape[1]), "Columns": int(scan.shape[2]), "PixelSpacing": [_ds(v) for v in pixel_mm],
+        "BitsAllocated": 16, "BitsStored": 16, "HighBit": 15, "PixelRepresentation": 0,
+        "WindowCenter": _ds(float((values.max() + values.min()) / 2)),
+        "WindowWidth": _ds(float(max(values.max() - values.min(), 1.0))),
+        **({"RescaleIntercept": _ds(intercept), "RescaleSlope": _ds(slope), "RescaleType": "US"}
+           if (slope, intercept) != (1.0, 0.0) else {}),
+    }
