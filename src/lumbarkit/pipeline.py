@@ -14,6 +14,7 @@ from pathlib import Path
 from lumbarkit.errors import InputError, ModelError
 from lumbarkit.results.scan_result import ModelInfo, ScanResult
 from lumbarkit.scan import Scan
+from lumbarkit.tasks import HOTSPOT_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class PipelineConfig:
     grade_model: str | None = None
     tta: bool = True
     hotspots: bool = True
-    hotspot_tasks: tuple[str, ...] = ("pfirrmann", "modic", "herniation")
+    hotspot_tasks: tuple[str, ...] = HOTSPOT_TASKS
     hotspot_method: str = "occlusion"
 
     @classmethod

@@ -72,6 +72,10 @@ TASKS: tuple[Task, ...] = (
     _binary("bulging", "Disc bulging"),
 )
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
+# The order in which tables and reports list the binary findings (levels.csv columns, report.html, the CLI).
+FINDINGS_ORDER: tuple[str, ...] = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
+assert set(FINDINGS_ORDER) == {t.name for t in TASKS if t.kind == "binary"}, "every binary task is listed once"
+HOTSPOT_TASKS: tuple[str, ...] = ("pfirrmann", "modic", "herniation")  # evidence maps drawn by default
 _BY_NAME = {t.name: t for t in TASKS}
 
 

@@ -7,9 +7,10 @@ from html import escape
 from pathlib import Path
 
 from lumbarkit.results.scan_result import RESEARCH_NOTICE
+from lumbarkit.tasks import FINDINGS_ORDER
 from lumbarkit.version import __version__
 
-BINARY_FINDINGS = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
+BINARY_FINDINGS = FINDINGS_ORDER
 FINDING_NAMES = {"endplate_upper": "upper endplate defect", "endplate_lower": "lower endplate defect"}
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V"}
 

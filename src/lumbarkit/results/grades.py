@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lumbarkit.tasks import get_task
+from lumbarkit.tasks import FINDINGS_ORDER, get_task
 
-BINARY_COLUMNS = ("endplate_upper", "endplate_lower", "narrowing", "bulging", "herniation", "spondylolisthesis")
+BINARY_COLUMNS = FINDINGS_ORDER
 
 
 CSV_COLUMNS: tuple[str, ...] = (

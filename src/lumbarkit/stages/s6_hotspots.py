@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from lumbarkit.tasks import HOTSPOT_TASKS
+
 OCCLUSION_PATCH_PX = (12, 24)  # rows x cols on the 64 x 128 crop: ~7 x 14 mm
 OCCLUSION_BLUR_PX = 8.0
-DEFAULT_TASKS = ("pfirrmann", "modic", "herniation")
+DEFAULT_TASKS = HOTSPOT_TASKS
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:

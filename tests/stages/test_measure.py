@@ -26,7 +26,7 @@ from lumbarkit.stages.s3_measure import (
     meyerding_grade,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 
 
