@@ -109,3 +109,8 @@ def test_file_and_function_size(path: Path):
     long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)" for n in ast.walk(ast.parse(text))
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == []
+
+
+@pytest.mark.parametrize("path", sorted(SRC.parent.joinpath("tests").rglob("*.py")), ids=lambda p: p.name)
+def test_test_files_stay_under_the_size_limit(path: Path):
+    assert path.read_text().count("\n") <= MAX_FILE_LINES

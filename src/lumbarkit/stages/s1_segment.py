@@ -1,4 +1,4 @@
-"""Stage 1a: semantic segmentation of every sagittal slice at a fixed physical resolution.
+"""Stage 1 (segment): semantic segmentation of every sagittal slice at a fixed physical resolution.
 
 Each slice is normalised to [0, 1] (0.5-99.5 percentiles), resampled to the model's isotropic
 pixel size, run through the network (ONNX Runtime by default), and the class probabilities are

@@ -1,4 +1,4 @@
-"""Stage 1b: instances and level names from the semantic segmentation.
+"""Stage 2 (localize): instances and level names from the semantic segmentation.
 
 Levels are found on the mid-sagittal slab (class probabilities averaged over the slices that
 hold most canal and disc), where the spine is one chain: disc candidates off the spine or

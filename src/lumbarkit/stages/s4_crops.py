@@ -1,4 +1,4 @@
-"""Stage 2: one crop per disc, rotated so the disc is horizontal and centred (the grader's input).
+"""Stage 4 (crops): one crop per disc, rotated so the disc is horizontal and centred (the grader's input).
 
 Geometry
 --------

@@ -1,4 +1,4 @@
-"""Stage 3: grade every disc crop with the multi-task grader (ONNX Runtime; no torch).
+"""Stage 5 (grade): grade every disc crop with the multi-task grader (ONNX Runtime; no torch).
 
 ``grade(scan, levels)`` cuts the crops the model was trained on (its ``crop_spec`` in model.json),
 runs the ONNX model (one output of logits per task) and returns :class:`DiscGrades`: per disc the

@@ -1,4 +1,4 @@
-"""Evidence hotspots: where on a disc crop the grader's decision came from.
+"""Stage 6 (hotspots): where on a disc crop the grader's decision came from.
 
 Three maps, each on the crop grid ``(H, W)``, scaled to [0, 1] (1 = strongest evidence):
 

@@ -1,4 +1,4 @@
-"""Stage 4: vertebral body, disc, alignment and canal measurements in millimetres.
+"""Stage 3 (measure): vertebral body, disc, alignment and canal measurements in millimetres.
 
 ``measure(scan, labels)`` takes a VerSe label map on the scan's canonical grid and returns an
 immutable :class:`SpineMeasurements`. All geometry runs in millimetres through ``scan.affine``
