@@ -45,7 +45,10 @@ def main() -> None:
     v = np.array([r[2] for r in ratios])
     below = [r for r in ratios if r[2] < measure_discs.MIN_ENDPLATE_RATIO]
     print(f"{len(v)} disc levels: ratio min {v.min():.3f}  p1 {np.percentile(v, 1):.3f}  p5 {np.percentile(v, 5):.3f}  "
-          f"median {np.median(v):.3f}")
+          f"median {np.median(v):.3f}  p95 {np.percentile(v, 95):.3f}  p99 {np.percentile(v, 99):.3f}  max {v.max():.3f}")
+    above = [r for r in ratios if r[2] > measure_discs.MAX_ENDPLATE_RATIO]
+    print(f"above MAX_ENDPLATE_RATIO = {measure_discs.MAX_ENDPLATE_RATIO}: {len(above)} "
+          + ", ".join(f"{c} {n} {r:.2f}" for c, n, r in above))
     print(f"below MIN_ENDPLATE_RATIO = {measure_discs.MIN_ENDPLATE_RATIO}: {len(below)} "
           + ", ".join(f"{c} {n} {r:.2f}" for c, n, r in below))
 

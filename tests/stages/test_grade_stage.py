@@ -105,6 +105,7 @@ def test_grade_outputs_probabilities_and_rows(tiny_model, phantom):
                 assert d.grades[t.name] == t.classes[int(p.argmax())]
             assert sum(d.ldd_probabilities) == pytest.approx(1.0, abs=1e-5)
             assert d.ldd in ("mild", "moderate", "severe")
+            assert d.ldd == {1: "mild", 2: "mild", 3: "moderate", 4: "severe", 5: "severe"}[d.grades["pfirrmann"]]  # never contradicts
         rows = result.rows()
         assert all(list(r) == ISSUE_COLUMNS for r in rows)
         assert [r["level"] for r in rows] == result.levels
@@ -188,6 +189,7 @@ def test_grade_cli_writes_levels_csv_on_a_spider_slice(shared_data, tmp_path):
     assert {"L4/L5", "L5/S1"} <= {r["level"] for r in rows}
     for r in rows:
         assert int(r["pfirrmann"]) in range(1, 6) and r["ldd_3class"] in ("mild", "moderate", "severe")
+        assert r["ldd_3class"] == {1: "mild", 2: "mild", 3: "moderate", 4: "severe", 5: "severe"}[int(r["pfirrmann"])]
         assert sum(float(r[f"pfirrmann_prob_{g}"]) for g in range(1, 6)) == pytest.approx(1.0, abs=1e-3)
         assert sum(float(r[f"modic_prob_{g}"]) for g in range(4)) == pytest.approx(1.0, abs=1e-3)
         assert r["herniation"] in ("0", "1") and 0.0 <= float(r["herniation_prob"]) <= 1.0

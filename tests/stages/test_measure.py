@@ -37,7 +37,7 @@ def test_genant_grade_bins():
 
 def test_meyerding_grade_bins_and_sign():
     assert [meyerding_grade(x) for x in (0, 3, 12, 25, 26, 50, 51, 75, 76, 100, 101)] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
-    assert meyerding_grade(-30) == 2  # retrolisthesis graded by its size, sign kept in slip_percent
+    assert meyerding_grade(-30) == 0  # Meyerding grades anterior slips; retrolisthesis is reported in mm (issue 13)
 
 
 def test_canal_flags():
@@ -97,7 +97,7 @@ def test_biconcave_body_grade():
 
 
 @pytest.mark.parametrize("discs", [False, True])
-@pytest.mark.parametrize("slip_mm,grade", [(0.0, 0), (6.0, 1), (12.0, 2), (-5.0, 1)])
+@pytest.mark.parametrize("slip_mm,grade", [(0.0, 0), (6.0, 1), (12.0, 2), (-5.0, 0)])
 def test_slip_disc_heights_and_canal(slip_mm, grade, discs):
     g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.55, rot_deg=-12.0)
     stack_bodies(g, slip_mm=slip_mm, disc_mm=10.0, tilt=9.0, discs=discs, canal_mm=11.5)
@@ -107,6 +107,7 @@ def test_slip_disc_heights_and_canal(slip_mm, grade, discs):
     assert seg.slip_mm.value == pytest.approx(slip_mm, abs=0.5)
     assert seg.slip_percent.value == pytest.approx(100 * slip_mm / 34.0, abs=2.0)
     assert seg.meyerding_grade.value == grade
+    assert seg.retrolisthesis.value == pytest.approx(max(0.0, -slip_mm), abs=0.5)  # mm, never a Meyerding grade
     assert seg.height_middle.value == pytest.approx(10.0, abs=0.5)
     assert m.disc("L4/L5").height_anterior.value == pytest.approx(10.0, abs=0.5)
     assert m.disc("L4/L5").meyerding_grade.value == 0
@@ -146,6 +147,17 @@ def test_slip_needs_a_full_lower_endplate(s1_mm):
         assert not seg.meyerding_grade.ok
     else:
         assert seg.slip_percent.ok and abs(seg.slip_percent.value) < 3.0 and seg.meyerding_grade.value == 0
+
+
+def test_slip_needs_a_lower_endplate_not_longer_than_bone():
+    """An S1 mask running 18 mm past L5's posterior wall (the sacrum segmented into the canal) gives no slip: on the
+    302 ground-truth levels the lower endplate is never more than 1.28 times the upper one."""
+    g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.5)
+    g.paint(body(np.array([0.0, -30.0]), 34.0, 26.0, 26.0), 24)  # L5
+    g.paint(body(np.array([9.0, 0.0]), 52.0, 14.0, 14.0), 26)  # S1 flush anteriorly, 52 mm deep
+    seg = measure(g.scan(), g.labels).disc("L5/S1")
+    assert not seg.slip_percent.ok and not seg.meyerding_grade.ok and not seg.retrolisthesis.ok
+    assert "runs beyond the bone" in seg.slip_percent.missing_reason
 
 
 def test_lordosis_from_l1_and_s1_and_fallback():

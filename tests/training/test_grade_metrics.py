@@ -172,3 +172,12 @@ def test_pfirrmann_to_ldd():
     assert ldd_index(np.array([0, 1, 2, 3, 4, -1])).tolist() == [0, 0, 1, 2, 2, -1]
     p = np.array([[0.1, 0.2, 0.3, 0.25, 0.15]])
     assert np.allclose(ldd_probabilities(p), [[0.3, 0.3, 0.4]])
+
+
+def test_ldd_from_the_grade_shown_is_scored_from_the_confusion():
+    from lumbarkit.training.grade.card import ldd_from_grade_line
+
+    c = [[2, 2, 0, 0, 0], [0, 2, 0, 0, 0], [0, 0, 2, 2, 0], [0, 0, 0, 2, 0], [0, 0, 0, 0, 2]]
+    # I->II stays mild (right), III->IV is moderate->severe (wrong): 12 of 14 right; per class 6/6, 2/4, 4/4
+    line = ldd_from_grade_line(c)
+    assert "accuracy 0.857" in line and "balanced accuracy 0.833" in line

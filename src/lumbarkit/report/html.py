@@ -6,6 +6,7 @@ import base64
 from html import escape
 from pathlib import Path
 
+from lumbarkit.results.measurements import RETRO_FLAG_MM
 from lumbarkit.results.scan_result import RESEARCH_NOTICE
 from lumbarkit.tasks import FINDINGS_ORDER
 from lumbarkit.version import __version__
@@ -68,7 +69,9 @@ def _levels_table(result) -> str:
                       _num(d.disc_height_index.value, 2)]
             slip = d.slip_percent.value
             mey = d.meyerding_grade.value
-            cells.append(_num(slip, 0, "%") + (f" <span class='flag'>M{int(mey)}</span>" if mey else ""))
+            retro = d.retrolisthesis.value
+            cells.append(_num(slip, 0, "%") + (f" <span class='flag'>M{int(mey)}</span>" if mey else "")
+                         + (f" <span class='flag'>retro {retro:.1f} mm</span>" if retro is not None and retro >= RETRO_FLAG_MM else ""))
         else:
             cells += ["–"] * 5
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

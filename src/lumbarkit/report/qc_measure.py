@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lumbarkit.results.measurements import RETRO_FLAG_MM, SpineMeasurements
 from lumbarkit.scan import Scan
-from lumbarkit.stages.s3_measure import SpineMeasurements
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ def _disc_label(ax, d, pix, cols: int, note: str | None) -> None:
         text += f"  slip {d.slip_percent.value:+.0f}%"
         if d.meyerding_grade.value:
             text += f" (M{int(d.meyerding_grade.value)})"
+        elif d.retrolisthesis.ok and d.retrolisthesis.value >= RETRO_FLAG_MM:
+            text += " (retro)"
     if d.canal_stenosis in ("absolute", "relative"):
         text += f"  canal {d.canal_ap.value:.0f} mm"
     colour = "#ff3b30" if d.meyerding_grade.ok and d.meyerding_grade.value else "#9cff57"

@@ -12,7 +12,11 @@ from lumbarkit.levels import vertebra_id
 
 Point3 = tuple[float, float, float]
 
-SLIP_NONE_PERCENT = 8.0  # |slip| below this (~3 mm on a 35 mm body) is no listhesis: Meyerding grade 0
+SLIP_NONE_PERCENT = 8.0  # anterior slip below this (~3 mm on a 35 mm body) is no listhesis: Meyerding grade 0
+# Retrolisthesis is reported in mm, not graded by Meyerding (who graded anterior slips); flagged from 3 mm, the usual
+# radiological threshold (e.g. Shen et al. 2007, Spine 32:E446). Healthy volunteers' ground-truth masks: median
+# posterior offset 1-2 mm, 10th percentile 2-4.5 mm (larger lower bodies); `python benchmarks/flag_rates.py` gives rates.
+RETRO_FLAG_MM = 3.0
 GENANT_THRESHOLDS = (20.0, 25.0, 40.0)  # height loss % where grades 1, 2, 3 start
 CANAL_ABSOLUTE_MM = 10.0  # AP diameter below: absolute central stenosis
 CANAL_RELATIVE_MM = 13.0  # below: relative central stenosis
@@ -21,7 +25,7 @@ CSV_COLUMNS = (
     "vertebra", "label", "slice_index",
     "height_anterior_mm", "height_middle_mm", "height_posterior_mm", "depth_ap_mm",
     "superior_endplate_deg", "inferior_endplate_deg", "wedge_ratio", "biconcavity_ratio",
-    "height_loss_percent", "genant_grade", "slip_percent", "slip_mm", "meyerding_grade",
+    "height_loss_percent", "genant_grade", "slip_percent", "slip_mm", "meyerding_grade", "retrolisthesis_mm",
     "canal_ap_mm", "canal_stenosis", "disc", "disc_slice_index", "disc_source",
     "disc_height_anterior_mm", "disc_height_middle_mm", "disc_height_posterior_mm",
     "ivd_distance_anterior_mm", "ivd_distance_posterior_mm", "disc_height_index",
@@ -117,7 +121,8 @@ class DiscMeasurements:
     disc_height_index: Measure
     slip_mm: Measure
     slip_percent: Measure
-    meyerding_grade: Measure
+    meyerding_grade: Measure  # anterolisthesis only
+    retrolisthesis: Measure  # posterior offset of the upper body in mm (0 for an anterior slip)
     canal_ap: Measure
     canal_stenosis: str | None = None
     missing_reason: str | None = None
@@ -126,7 +131,7 @@ class DiscMeasurements:
         return (
             self.height_anterior, self.height_middle, self.height_posterior, self.ivd_distance_anterior,
             self.ivd_distance_posterior, self.disc_height_index, self.slip_mm, self.slip_percent,
-            self.meyerding_grade, self.canal_ap,
+            self.meyerding_grade, self.retrolisthesis, self.canal_ap,
         )
 
 
@@ -182,8 +187,9 @@ def genant_grade(height_loss_percent: float) -> int:
 
 
 def meyerding_grade(slip_percent: float) -> int:
-    """Meyerding grade of |slip| %: 0 none (< SLIP_NONE_PERCENT), I <=25, II <=50, III <=75, IV <=100, V >100."""
-    s = abs(slip_percent)
+    """Meyerding grade of an anterior slip %: 0 none (< SLIP_NONE_PERCENT, or a posterior slip: retrolisthesis is
+    reported in mm instead), I <=25, II <=50, III <=75, IV <=100, V >100."""
+    s = float(slip_percent)
     if s < SLIP_NONE_PERCENT:
         return 0
     return 1 + int(sum(s > t for t in (25.0, 50.0, 75.0, 100.0)))
@@ -252,6 +258,7 @@ def _rows(sm: SpineMeasurements) -> list[dict]:
             row.update(
                 disc=d.name, disc_slice_index=d.slice_index if d.slice_index is not None else "", disc_source=d.source,
                 slip_percent=_fmt(d.slip_percent, 1), slip_mm=_fmt(d.slip_mm), meyerding_grade=_fmt(d.meyerding_grade),
+                retrolisthesis_mm=_fmt(d.retrolisthesis),
                 disc_height_anterior_mm=_fmt(d.height_anterior), disc_height_middle_mm=_fmt(d.height_middle),
                 disc_height_posterior_mm=_fmt(d.height_posterior), ivd_distance_anterior_mm=_fmt(d.ivd_distance_anterior),
                 ivd_distance_posterior_mm=_fmt(d.ivd_distance_posterior), disc_height_index=_fmt(d.disc_height_index, 3),

@@ -18,7 +18,7 @@ import numpy as np
 
 from lumbarkit.results.grades import CSV_COLUMNS, DiscGrade, DiscGrades
 from lumbarkit.scan import Scan
-from lumbarkit.tasks import LDD_CLASSES, TASKS, get_task, ldd_probabilities
+from lumbarkit.tasks import TASKS, get_task, ldd_probabilities, pfirrmann_to_ldd
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscG
         p = {k: tuple(float(v) for v in probs[k][i]) for k in probs}
         g = {k: get_task(k).decode(int(np.argmax(probs[k][i]))) for k in probs}
         if "pfirrmann" in probs:
-            p3 = ldd_probabilities(probs["pfirrmann"][i])
-            ldd, ldd_p = LDD_CLASSES[int(np.argmax(p3))], tuple(float(v) for v in p3)
+            # the 3-class LDD is the class of the Pfirrmann grade shown (never a contradicting argmax of the sums)
+            ldd, ldd_p = pfirrmann_to_ldd(g["pfirrmann"]), tuple(float(v) for v in ldd_probabilities(probs["pfirrmann"][i]))
         else:
             ldd, ldd_p = "", (float("nan"),) * 3
         discs.append(DiscGrade(c.name, p, g, ldd, ldd_p))

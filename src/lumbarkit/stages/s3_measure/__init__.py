@@ -121,6 +121,7 @@ from lumbarkit.stages.s3_measure.labels import (  # noqa: F401
     Labels,
     neighbour_ids,
 )
+from lumbarkit.stages.s3_measure.plausible import check, gate_disc, gate_vertebra
 
 # One logger for the whole stage, named after the public module (log output unchanged).
 log = logging.getLogger("lumbarkit.stages.s3_measure")
@@ -150,10 +151,11 @@ def measure(scan: Scan, labels: LabelMap | np.ndarray) -> SpineMeasurements:
     for i in lab.vertebrae:  # top to bottom: S1's fallback needs the body above
         above = [bodies[VERTEBRA_NAMES[o]] for o in neighbour_ids(lab, i) if o < i]
         bodies[VERTEBRA_NAMES[i]] = fit_vertebra(lab, i, above[0] if above else None)
-    vertebrae = grade_bodies([vertebra_result(lab, b) for b in bodies.values()], lab)
+    vertebrae = grade_bodies([gate_vertebra(vertebra_result(lab, b)) for b in bodies.values()], lab)
     by_name = {v.name: v for v in vertebrae}
-    discs = tuple(measure_motion_segment(lab, bodies.get(u), bodies.get(lo), u, lo, by_name) for u, lo in pairs(lab))
+    discs = tuple(gate_disc(measure_motion_segment(lab, bodies.get(u), bodies.get(lo), u, lo, by_name)) for u, lo in pairs(lab))
     lordosis, method = measure_lordosis(by_name)
+    lordosis = check(lordosis)
     log.info("measured %d bodies and %d discs", sum(v.missing_reason is None for v in vertebrae), len(discs))
     return SpineMeasurements(tuple(vertebrae), discs, lordosis, method)
 

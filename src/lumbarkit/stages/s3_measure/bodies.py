@@ -143,10 +143,10 @@ def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach
     raw = lab.raw(CANAL_ID, k)
     if not raw.any():
         return missing_measure("canal_ap", "mm", f"no canal on slice {k}", k), None
-    ext = Sampler(raw, lab.plane).extent(centre, u, reach)
-    if ext is None or ext[1] <= 0:
+    run = Sampler(raw, lab.plane).first_run(centre, u, reach)  # the sac right behind: never across a gap
+    if run is None or run[1] <= 0:
         return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
-    a, b = centre + max(ext[0], 0.0) * u, centre + ext[1] * u
+    a, b = centre + max(run[0], 0.0) * u, centre + run[1] * u
     line = lab.line(f"{who} canal AP", a, b, k)
     return Measure("canal_ap", line.length_mm, "mm", k, (line,)), canal_stenosis(line.length_mm)
 
@@ -197,7 +197,7 @@ def grade_bodies(vertebrae: list[VertebraMeasurements], lab: Labels) -> list[Ver
     by_label = {v.label: v for v in vertebrae}
     out = []
     for v in vertebrae:
-        if v.missing_reason or not v.height_posterior.ok:
+        if v.missing_reason or not (v.height_anterior.ok and v.height_middle.ok and v.height_posterior.ok):
             out.append(v)
             continue
         if v.name == "S1":

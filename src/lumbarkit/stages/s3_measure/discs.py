@@ -37,7 +37,7 @@ from lumbarkit.stages.s3_measure.labels import Labels, neighbour_ids
 _DISC_FIELDS = (
     ("height_anterior", "mm"), ("height_middle", "mm"), ("height_posterior", "mm"), ("ivd_distance_anterior", "mm"),
     ("ivd_distance_posterior", "mm"), ("disc_height_index", "ratio"), ("slip_mm", "mm"), ("slip_percent", "%"),
-    ("meyerding_grade", "grade"), ("canal_ap", "mm"),
+    ("meyerding_grade", "grade"), ("retrolisthesis", "mm"), ("canal_ap", "mm"),
 )
 
 
@@ -121,16 +121,21 @@ def _chord_measures(lab: Labels, names: tuple[str, ...], fields: tuple[str, ...]
 # segmented). On the 302 ground-truth disc levels of vb1/vb2/vb3 the ratio is >= 0.77 (1st percentile 0.83;
 # `python benchmarks/endplate_ratio.py`); a partly segmented sacrum on the demo phantom gave 0.76 and a -39 % "slip".
 MIN_ENDPLATE_RATIO = 0.8
+SLIP_FIELDS = (("slip_mm", "mm"), ("slip_percent", "%"), ("meyerding_grade", "grade"), ("retrolisthesis", "mm"))
+MAX_ENDPLATE_RATIO = 1.3  # above it the lower endplate runs into other tissue (ground truth: max 1.28, p99 1.21)
 
 
 def _slip(lab: Labels, up_q: Quad, lo: Endplate, k: int, name: str) -> dict[str, Measure]:
     """Offset of the upper body's IP corner along the lower body's superior endplate (SA -> SP)."""
     length = float(np.linalg.norm(lo.sp - lo.sa))
     upper_length = float(np.linalg.norm(up_q.corners[2] - up_q.corners[3]))
-    if length < MIN_ENDPLATE_RATIO * upper_length:  # a partly segmented lower body: no reference for the slip
-        why = (f"the lower body's superior endplate ({length:.0f} mm) is much shorter than the upper body's "
-               f"inferior endplate ({upper_length:.0f} mm): lower body only partly segmented")
-        return {f: missing_measure(f, u, why, k) for f, u in (("slip_mm", "mm"), ("slip_percent", "%"), ("meyerding_grade", "grade"))}
+    ratio = length / max(upper_length, 1e-6)
+    if not MIN_ENDPLATE_RATIO <= ratio <= MAX_ENDPLATE_RATIO:  # a partly segmented lower body: no reference for the slip
+        why = (f"the lower body's superior endplate ({length:.0f} mm) is much shorter than the upper body's inferior "
+               f"endplate ({upper_length:.0f} mm): lower body only partly segmented" if ratio < 1 else
+               f"the lower body's superior endplate ({length:.0f} mm) is much longer than the upper body's inferior "
+               f"endplate ({upper_length:.0f} mm): the lower body's mask runs beyond the bone")
+        return {f: missing_measure(f, u, why, k) for f, u in SLIP_FIELDS}
     e = (lo.sp - lo.sa) / length
     offset = float((lo.sp - up_q.corners[2]) @ e)
     pct = 100.0 * offset / length
@@ -139,6 +144,7 @@ def _slip(lab: Labels, up_q: Quad, lo: Endplate, k: int, name: str) -> dict[str,
         "slip_mm": Measure("slip_mm", offset, "mm", k, (line,)),
         "slip_percent": Measure("slip_percent", pct, "%", k, (line,)),
         "meyerding_grade": Measure("meyerding_grade", meyerding_grade(pct), "grade", k),
+        "retrolisthesis": Measure("retrolisthesis", max(0.0, -offset), "mm", k, (line,) if offset < 0 else ()),
     }
 
 
@@ -221,7 +227,7 @@ def measure_motion_segment(lab: Labels, upper: BodyFit | None, lower: BodyFit | 
     if tallest > MAX_DISC_HEIGHT_MM:  # no lumbar disc is this tall: a body between the two is missing from the labels
         implausible = (f"implausible disc height {tallest:.0f} mm (> {MAX_DISC_HEIGHT_MM:.0f}): "
                        "a vertebral body between these two is probably not segmented")
-        for f in (*heights, "ivd_distance_anterior", "ivd_distance_posterior", "slip_mm", "slip_percent", "meyerding_grade"):
+        for f in (*heights, "ivd_distance_anterior", "ivd_distance_posterior", *(f for f, _ in SLIP_FIELDS)):
             m.pop(f, None)
         disc_reason = body_reason = implausible
         centre = None

@@ -113,6 +113,24 @@ class Sampler:
         t1 = t[i1] + (f[i1] - 0.5) / (f[i1] - f[i1 + 1]) * self.step if i1 < len(t) - 1 else math.nan
         return float(t0), float(t1)
 
+    def first_run(self, point: np.ndarray, direction: np.ndarray, reach: float) -> tuple[float, float] | None:
+        """Parameters ``t`` (>= 0) where the first inside run beyond ``point`` along ``direction`` starts and ends
+        (0.5-crossings), or None when the line meets nothing or is still inside at ``reach``. Unlike
+        :meth:`extent` it never spans a gap: a second piece further along is not part of the run."""
+        t, f = self.profile(point, direction, reach)
+        start = int(np.searchsorted(t, 0.0))
+        inside = f[start:] >= 0.5
+        if not inside.any():
+            return None
+        i0 = start + int(np.argmax(inside))
+        outside_after = np.flatnonzero(f[i0:] < 0.5)
+        if outside_after.size == 0:
+            return None
+        i1 = i0 + int(outside_after[0]) - 1
+        t0 = t[i0 - 1] + (0.5 - f[i0 - 1]) / (f[i0] - f[i0 - 1]) * self.step if i0 > start else float(t[i0])
+        t1 = t[i1] + (f[i1] - 0.5) / (f[i1] - f[i1 + 1]) * self.step
+        return float(t0), float(t1)
+
 
 def _intersect(p: np.ndarray, d: np.ndarray, q: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     m = np.column_stack([d, -e])

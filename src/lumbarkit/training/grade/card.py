@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lumbarkit.tasks import TASKS
+import numpy as np
+
+from lumbarkit.tasks import TASKS, ldd_index
 
 REPRODUCE = ("lumbarkit train grade --spider ../shared/data/spider --cache runs/grade_cache "
              "--ablation-dir runs/grade_ablation --folds 0 --folds 1 --epochs 12 -o src/lumbarkit/models/grade_2d")
@@ -148,7 +150,8 @@ def _cv_section(cv: dict) -> list[str]:
     lines += ["", f"Pfirrmann Lin's CCC {_f(pm.get('ccc'))}; 3-class LDD: accuracy {_f(pm.get('ldd_accuracy'))}, balanced "
               f"accuracy {_f(pm.get('ldd_balanced_accuracy'))}, AUC mild-vs-moderate {_f(pm.get('ldd_auc_mild_vs_moderate'))}, "
               f"mild-vs-severe {_f(pm.get('ldd_auc_mild_vs_severe'))}, moderate-vs-severe {_f(pm.get('ldd_auc_moderate_vs_severe'))}.",
-              f"Pfirrmann confusion (rows true I-V, columns predicted): `{o['pfirrmann']['confusion']}`.", "",
+              f"Pfirrmann confusion (rows true I-V, columns predicted): `{o['pfirrmann']['confusion']}`.",
+              ldd_from_grade_line(o["pfirrmann"]["confusion"]), "",
               "### By sequence and level (Pfirrmann balanced accuracy / Modic any-vs-none balanced accuracy)", "",
               "| group | n | Pfirrmann bacc | Pfirrmann qwk | Modic any bacc |", "|---|---|---|---|---|"]
     for col in ("sequence", "level"):
@@ -156,3 +159,16 @@ def _cv_section(cv: dict) -> list[str]:
             lines.append(f"| {col} {g} | {v['pfirrmann']['n']} | {_f(v['pfirrmann']['metrics'].get('balanced_accuracy'))} | "
                          f"{_f(v['pfirrmann']['metrics'].get('kappa_quadratic'))} | {_f(v['modic']['metrics'].get('any_balanced_accuracy'))} |")
     return lines
+
+
+def ldd_from_grade_line(confusion) -> str:
+    """Card line: 3-class LDD as inference reports it (the class of the Pfirrmann grade shown), from the confusion."""
+    c = np.asarray(confusion, dtype=float)
+    to3 = np.array([ldd_index(np.array([i]))[0] for i in range(5)])
+    c3 = np.zeros((3, 3))
+    for i in range(5):
+        for j in range(5):
+            c3[to3[i], to3[j]] += c[i, j]
+    acc, bacc = np.trace(c3) / c3.sum(), float(np.mean(np.diag(c3) / np.maximum(c3.sum(axis=1), 1)))
+    return (f"3-class LDD as `lumbarkit` reports it (the class of the Pfirrmann grade shown, so the two never "
+            f"contradict): accuracy {_f(acc)}, balanced accuracy {_f(bacc)}.")
