@@ -92,3 +92,26 @@ def test_help_and_info_never_import_torch(tmp_path, phantom, command):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.rstrip().splitlines()[-1] == "HEAVY=", res.stdout[-300:]
+
+
+@pytest.mark.slow  # subprocesses
+@pytest.mark.parametrize("args, words", [
+    (["analyze"], "Missing argument"),
+    (["analyze", "scan.nii.gz"], "Missing option"),
+    (["no-such-command"], "No such command"),
+    (["batch", "x", "-o", "y", "--workers", "zero"], "workers"),
+    (["segment", "x", "-o", "y", "--no-such-option"], "No such option"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, words):
+    """Whatever click typer brings (0.29 vendors its own), a usage error is one line on stderr and exit code 2."""
+    res = lumbarkit(*args)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
+    assert "unexpected" not in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow  # a subprocess
+def test_bare_command_prints_help_without_an_error():
+    res = lumbarkit()
+    assert "analyze" in res.stdout and "error" not in res.stderr.lower()

@@ -12,7 +12,7 @@ from lumbarkit.cli.main import app
 
 @app.command()
 def demo(
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for the demo files (created if missing)."),
+    output: Path = typer.Option(..., "-o", "--out", "--output", help="Folder for the demo files (created if missing)."),
     sequence: str = typer.Option("T2", "--sequence", help="Phantom contrast: T2 or T1."),
     seed: int = typer.Option(0, "--seed", help="Noise seed of the phantom."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo's phantom_dicom folder in OUTPUT."),

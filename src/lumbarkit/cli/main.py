@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = typer.Typer(help="Train a stage's model on your data (needs the [train] extra).", no_args_is_help=True)
+train_app = typer.Typer(help="Train a stage's model on your data (needs the train extra: pip install 'lumbarkit\\[train]').", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate a stage's model on labelled data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
@@ -56,17 +56,28 @@ def run() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
-        import click
+    except Exception as exc:  # usage errors and anything unexpected: one line, no traceback
+        sys.exit(_report(exc))
 
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            print("error: aborted", file=sys.stderr)
-            sys.exit(1)
-        logging.getLogger("lumbarkit").debug("unexpected error", exc_info=True)
-        print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (rerun with -v for details)", file=sys.stderr)
-        sys.exit(1)
+
+def _report(exc: Exception) -> int:
+    """Print one line for an exception that escaped a command; returns the exit code.
+
+    Usage errors are recognised by what they are, not by their class: typer >= 0.29 raises its own vendored
+    click's exceptions, which are not ``click.ClickException``."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    code = getattr(exc, "exit_code", None)
+    if "Exit" in names and isinstance(code, int):  # --version, --help
+        return code
+    if "NoArgsIsHelpError" in names:  # the help was printed: nothing is wrong
+        return 2
+    if "Abort" in names:
+        print("error: aborted", file=sys.stderr)
+        return 1
+    if hasattr(exc, "format_message") and isinstance(code, int):  # a usage error (missing option, unknown command)
+        print(f"error: {' '.join(str(exc.format_message()).split())}", file=sys.stderr)
+        return 2
+    logging.getLogger("lumbarkit").debug("unexpected error", exc_info=True)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"error: unexpected {type(exc).__name__}: {first} (rerun with -v for details)", file=sys.stderr)
+    return 1

@@ -42,7 +42,7 @@ def measure_command(
     ),
     spacing: Optional[tuple[float, float]] = SpacingOption,
     series: Optional[str] = SeriesOption,
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for vertebrae.csv, measurements.json and qc_measurements.png."),
+    output: Path = typer.Option(..., "-o", "--out", "--output", help="Folder for vertebrae.csv, measurements.json and qc_measurements.png."),
 ) -> None:
     """Measure vertebral heights, discs, slips, lordosis and canal diameters (mm, degrees)."""
     from lumbarkit.io import load_scan

@@ -137,18 +137,31 @@ def fit_vertebra(lab: Labels, label: int, above: BodyFit | None) -> BodyFit:
     return BodyFit(name, label, k, quad, reason, tuple(notes), endplate)
 
 
+# The dural sac is a tube: on a sagittal slice a few mm off its midline its AP chord is shorter. The structure's own
+# slice (a disc's centroid slice often lies lateral of the sac's midline) and its neighbours are searched and the
+# widest chord is the sac's mid-sagittal AP diameter.
+CANAL_SLICE_SEARCH = 1  # slices on each side
+
+
 def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> tuple[Measure, str | None]:
+    """AP diameter of the canal (dural sac) behind ``centre`` along ``u``: the first contiguous run of canal on the
+    line, on whichever of slice ``k`` and its neighbours gives the widest chord (the sac's mid-sagittal slice)."""
     if not lab.has_canal:
         return missing_measure("canal_ap", "mm", "no canal label (100)", k), None
-    raw = lab.raw(CANAL_ID, k)
-    if not raw.any():
-        return missing_measure("canal_ap", "mm", f"no canal on slice {k}", k), None
-    run = Sampler(raw, lab.plane).first_run(centre, u, reach)  # the sac right behind: never across a gap
-    if run is None or run[1] <= 0:
+    best = None
+    for kk in range(max(0, k - CANAL_SLICE_SEARCH), min(lab.labels.shape[0], k + CANAL_SLICE_SEARCH + 1)):
+        raw = lab.raw(CANAL_ID, kk)
+        if not raw.any():
+            continue
+        run = Sampler(raw, lab.plane).first_run(centre, u, reach)  # the sac right behind: never across a gap
+        if run is not None and run[1] > 0:
+            a, b = centre + max(run[0], 0.0) * u, centre + run[1] * u
+            line = lab.line(f"{who} canal AP", a, b, kk)
+            if best is None or line.length_mm > best.length_mm:
+                best = line
+    if best is None:
         return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
-    a, b = centre + max(run[0], 0.0) * u, centre + run[1] * u
-    line = lab.line(f"{who} canal AP", a, b, k)
-    return Measure("canal_ap", line.length_mm, "mm", k, (line,)), canal_stenosis(line.length_mm)
+    return Measure("canal_ap", best.length_mm, "mm", best.slice_index, (best,)), canal_stenosis(best.length_mm)
 
 
 def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:
