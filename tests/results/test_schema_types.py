@@ -36,7 +36,7 @@ def test_every_unit_a_measurement_carries_is_in_the_schema():
 
 
 def test_stenosis_and_ldd_values_are_the_schema_enums():
-    produced = {canal_stenosis(mm) for mm in (5.0, 9.9, 10.0, 12.9, 13.0, 20.0)}
+    produced = {canal_stenosis(mm, r) for mm in (5.0, 9.9, 10.0, 12.9, 13.0, 20.0) for r in (0.3, 0.6, 0.9)}
     assert produced <= set(LEVEL["canal_stenosis"]["enum"]) and produced <= set(VERTEBRA["canal_stenosis"]["enum"])
     assert LEVEL["grades"]["properties"]["ldd_3class"]["properties"]["value"]["enum"] == list(LDD_CLASSES)
 

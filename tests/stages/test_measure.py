@@ -40,8 +40,24 @@ def test_meyerding_grade_bins_and_sign():
     assert meyerding_grade(-30) == 0  # Meyerding grades anterior slips; retrolisthesis is reported in mm (issue 13)
 
 
-def test_canal_flags():
-    assert (canal_stenosis(9.9), canal_stenosis(10), canal_stenosis(12.9), canal_stenosis(13)) == ("absolute", "relative", "relative", "none")
+def test_canal_flags_need_a_narrow_sac_and_a_focal_narrowing():
+    assert canal_stenosis(7.9, 0.49) == "absolute"
+    assert (canal_stenosis(8.0, 0.49), canal_stenosis(9.9, 0.66)) == ("relative", "relative")
+    assert (canal_stenosis(10.0, 0.3), canal_stenosis(6.0, 0.9), canal_stenosis(7.9, 0.67)) == ("none", "none", "none")
+
+
+def test_a_focal_compression_at_a_disc_is_stenosis_and_a_uniform_sac_is_not():
+    g = Grid(rows=360, cols=260, row_mm=0.5, col_mm=0.5)
+    centres = stack_bodies(g, disc_mm=10.0, discs=True, canal_mm=12.0)
+    front = 34.0 / 2 + 2.0
+    mid = (centres[22] + centres[23]) / 2  # the L3/L4 disc level
+    g.paint(np.array([mid + (front - 1, -3), mid + (front + 7, -3), mid + (front + 7, 3), mid + (front - 1, 3)]), 0)
+    m = measure(g.scan(), g.labels)
+    hit, free = m.disc("L3/L4"), m.disc("L4/L5")
+    assert hit.canal_ap.value == pytest.approx(5.0, abs=0.6) and hit.canal_ratio.value == pytest.approx(5 / 12, abs=0.06)
+    assert hit.canal_stenosis == "absolute"
+    assert free.canal_ap.value == pytest.approx(12.0, abs=0.6) and free.canal_stenosis == "none"
+    assert all(v.canal_stenosis is None for v in m.vertebrae)  # stenosis is a finding at the discs
 
 
 # ---------------------------------------------------------------- exact rasterised shapes (no phantom module)
@@ -117,8 +133,9 @@ def test_slip_disc_heights_and_canal(slip_mm, grade, discs):
             assert v.canal_ap.value == pytest.approx(11.5 - 3.0, abs=0.5)
             continue
         assert v.canal_ap.value == pytest.approx(11.5, abs=0.5)
-        assert v.canal_stenosis == "relative"
+        assert v.canal_stenosis is None  # flagged at discs only
     assert m.disc("L4/L5").canal_ap.value == pytest.approx(11.5, abs=0.6)
+    assert m.disc("L4/L5").canal_ratio.value == pytest.approx(1.0, abs=0.06) and m.disc("L4/L5").canal_stenosis == "none"
 
 
 @pytest.mark.parametrize("gap_mm,plausible", [(22.0, True), (40.0, False)])

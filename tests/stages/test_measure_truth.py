@@ -153,7 +153,10 @@ def test_cli_measure_nifti(tmp_path, monkeypatch, capsys):
         rows = list(csv.DictReader(fh))
     assert [r["vertebra"] for r in rows] == ["L3", "L4", "L5"]
     assert float(rows[0]["height_middle_mm"]) == pytest.approx(26.0, abs=0.5)
-    assert rows[0]["meyerding_grade"] == "1" and rows[0]["canal_stenosis"] == "relative"
+    assert rows[0]["meyerding_grade"] == "1" and rows[0]["retrolisthesis_mm"] == "0.0"
+    # a uniform 12 mm sac: measured at the body and the disc, no stenosis (that needs a focal narrowing)
+    assert float(rows[0]["canal_ap_mm"]) == pytest.approx(12.0, abs=0.6) and rows[0]["canal_stenosis"] == ""
+    assert float(rows[0]["disc_canal_ratio"]) == pytest.approx(1.0, abs=0.1) and rows[0]["disc_canal_stenosis"] == "none"
     assert (tmp_path / "out" / "qc_measurements.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "measurements.json").exists()
     assert "L3" in out

@@ -25,7 +25,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "result.schema.j
 DISC_MEASURE_COLUMNS = (
     "disc_height_anterior_mm", "disc_height_middle_mm", "disc_height_posterior_mm",
     "ivd_distance_anterior_mm", "ivd_distance_posterior_mm", "disc_height_index",
-    "slip_percent", "slip_mm", "meyerding_grade", "retrolisthesis_mm", "disc_canal_ap_mm", "disc_canal_stenosis",
+    "slip_percent", "slip_mm", "meyerding_grade", "retrolisthesis_mm", "disc_canal_ap_mm", "disc_canal_ratio", "disc_canal_stenosis",
 )
 RESEARCH_NOTICE = "Research use only. Not a medical device and not a diagnosis."
 DIGITS = 4

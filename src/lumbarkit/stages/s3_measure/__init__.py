@@ -103,6 +103,7 @@ from lumbarkit.stages.s3_measure.bodies import (
     grade_bodies,
     vertebra_result,
 )
+from lumbarkit.stages.s3_measure.canal import flag_canals
 from lumbarkit.stages.s3_measure.discs import (
     measure_lordosis,
     measure_motion_segment,
@@ -154,6 +155,7 @@ def measure(scan: Scan, labels: LabelMap | np.ndarray) -> SpineMeasurements:
     vertebrae = grade_bodies([gate_vertebra(vertebra_result(lab, b)) for b in bodies.values()], lab)
     by_name = {v.name: v for v in vertebrae}
     discs = tuple(gate_disc(measure_motion_segment(lab, bodies.get(u), bodies.get(lo), u, lo, by_name)) for u, lo in pairs(lab))
+    discs = flag_canals(discs, by_name)
     lordosis, method = measure_lordosis(by_name)
     lordosis = check(lordosis)
     log.info("measured %d bodies and %d discs", sum(v.missing_reason is None for v in vertebrae), len(discs))

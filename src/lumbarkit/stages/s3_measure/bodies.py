@@ -16,7 +16,6 @@ from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
 from lumbarkit.results.measurements import (
     Measure,
     VertebraMeasurements,
-    canal_stenosis,
     genant_grade,
     missing_measure,
 )
@@ -161,7 +160,7 @@ def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach
                 best = line
     if best is None:
         return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
-    return Measure("canal_ap", best.length_mm, "mm", best.slice_index, (best,)), canal_stenosis(best.length_mm)
+    return Measure("canal_ap", best.length_mm, "mm", best.slice_index, (best,)), None  # flagged at discs (canal.py)
 
 
 def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:

@@ -38,6 +38,7 @@ _DISC_FIELDS = (
     ("height_anterior", "mm"), ("height_middle", "mm"), ("height_posterior", "mm"), ("ivd_distance_anterior", "mm"),
     ("ivd_distance_posterior", "mm"), ("disc_height_index", "ratio"), ("slip_mm", "mm"), ("slip_percent", "%"),
     ("meyerding_grade", "grade"), ("retrolisthesis", "mm"), ("canal_ap", "mm"),
+    ("canal_ratio", "ratio"),
 )
 
 
@@ -245,6 +246,8 @@ def measure_motion_segment(lab: Labels, upper: BodyFit | None, lower: BodyFit | 
                 why = disc_reason or body_reason or "not measurable"
             elif f == "disc_height_index":
                 why = "needs the three disc heights and both bodies' Hm"
+            elif f == "canal_ratio":
+                why = m["canal_ap"].missing_reason or "needs the dural sac at the disc and behind an adjacent body"
             elif f == "canal_ap":
                 why = "disc not measured"
             else:

@@ -32,6 +32,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "slip_mm": (-20.0, 40.0, "GT -9.1 to +12.3 mm"),
     "retrolisthesis": (0.0, 20.0, "GT up to 9.1 mm"),
     "canal_ap": (2.0, 25.0, "GT dural sac at discs p1-p99 5.0-18.0 mm; adult lumbar dural sac AP ~10-18 mm (Hamanishi et al. 1994)"),
+    "canal_ratio": (0.1, 2.5, "sac at a disc vs behind the adjacent bodies; GT-free: a sac 2.5 times wider at the disc is a mis-segmentation"),
     "lordosis": (-30.0, 100.0, "GT L1-S1 17.6-67.5 deg; healthy adults 20-80 deg (Been & Kalichman 2014)"),
 }
 DEPENDENTS = {"slip_percent": ("slip_mm", "meyerding_grade", "retrolisthesis"), "slip_mm": ("slip_percent", "meyerding_grade", "retrolisthesis"),
