@@ -251,11 +251,17 @@ def median_named_body_area_mm2(scan: Scan, levels) -> float:
 
 def spine_confidence(probabilities) -> float:
     """Mean winning-class probability over the voxels classed vertebral body or disc (0 if none)."""
+    import numpy as np
+
     from lumbarkit.seg_classes import BODY, DISC
 
-    winner = probabilities.argmax(axis=1)
-    spine = (winner == BODY) | (winner == DISC)
-    return float(probabilities.max(axis=1)[spine].mean()) if spine.any() else 0.0
+    total, count = 0.0, 0
+    for k in range(probabilities.shape[0]):  # slice by slice: no volume-sized temporaries
+        winner = probabilities[k].argmax(axis=0)
+        spine = (winner == BODY) | (winner == DISC)
+        total += float(probabilities[k].max(axis=0)[spine].astype(np.float64).sum())
+        count += int(spine.sum())
+    return total / count if count else 0.0
 
 
 def _identifiers(source, scan: Scan) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lumbarkit.errors import InputError
+from lumbarkit.io.limits import check_voxels
 from lumbarkit.scan import Scan, ScanMetadata
 
 # ITK stores geometry in LPS; NIfTI/lumbarkit affines are RAS.
@@ -18,8 +19,12 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many kinds for corrupt/truncated files
+        raise InputError(f"cannot read NIfTI file {path.name}: {type(exc).__name__}: {exc}") from None
+    check_voxels(img.shape[:3], path.name)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:
         raise InputError(f"cannot read NIfTI file {path.name}: {type(exc).__name__}: {exc}") from None
     return data, np.asarray(img.affine, dtype=float)
 
@@ -28,7 +33,13 @@ def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
     try:
-        img = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        check_voxels(reader.GetSize(), path.name)
+        img = reader.Execute()
+    except InputError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()
         reason = next((line for line in first if "ERROR" in line or "Exception" in line), first[0] if first else "")

@@ -324,12 +324,20 @@ def _walk_up(discs: list[_Blob], anchor: int, anchor_name: str, anchor_conf: flo
     return names
 
 
+def class_map(probabilities: np.ndarray) -> np.ndarray:
+    """Winning class per voxel ``(slices, rows, cols)`` uint8, computed slice by slice (no int64 volume)."""
+    out = np.empty((probabilities.shape[0], *probabilities.shape[2:]), dtype=np.uint8)
+    for k in range(probabilities.shape[0]):
+        out[k] = probabilities[k].argmax(axis=0)
+    return out
+
+
 def _label_volume(scan: Scan, probabilities: np.ndarray, discs: list[_Blob], bodies: dict[int, _Blob],
                   names: dict[int, tuple[str, float]], pix: np.ndarray) -> np.ndarray:
     """VerSe ids on every slice: discs by the nearest slab disc, bone by interval between disc planes."""
     from scipy import ndimage
 
-    classes = probabilities.argmax(axis=1)
+    classes = class_map(probabilities)
     labels = np.zeros(classes.shape, dtype=np.int16)
     labels[classes == CANAL] = CANAL_ID
     # discs: each disc voxel joins the nearest named slab disc within DISC_REACH_MM (in-plane)
@@ -344,8 +352,10 @@ def _label_volume(scan: Scan, probabilities: np.ndarray, discs: list[_Blob], bod
         labels[is_disc] = np.broadcast_to(nearest, classes.shape)[is_disc]
     # bone: interval between disc planes -> vertebra id; keep the 3D component touching the slab body
     bone = (classes == BODY) | (classes == SACRUM)
-    idx = np.argwhere(bone)
-    interval = _interval_index(idx[:, 1:] * pix, discs)
+    del classes
+    # the interval between disc planes depends on the in-plane position only: one map for every slice
+    ij = np.indices(bone.shape[1:]).reshape(2, -1).T
+    interval = _interval_index(ij * pix, discs).reshape(bone.shape[1:])
     s1_iv = max((iv for iv, (n, _) in names.items() if n == "S1"), default=None)
     if s1_iv is not None:
         interval = np.minimum(interval, s1_iv)  # sacral segments below S1 belong to the sacrum
@@ -353,8 +363,7 @@ def _label_volume(scan: Scan, probabilities: np.ndarray, discs: list[_Blob], bod
         body = bodies.get(iv)
         if body is None:
             continue
-        m = np.zeros(bone.shape, dtype=bool)
-        m[tuple(idx[interval == iv].T)] = True
+        m = bone & (interval == iv)[None]
         comps, n = ndimage.label(m)
         touching = np.unique(comps[:, body.mask][comps[:, body.mask] > 0])
         labels[np.isin(comps, touching) & m] = VERTEBRA_IDS[name]

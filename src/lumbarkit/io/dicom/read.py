@@ -31,6 +31,7 @@ from lumbarkit.io.dicom.series import (
     collect_frames,
     group_series,
 )
+from lumbarkit.io.limits import check_voxels
 from lumbarkit.scan import Scan, ScanMetadata
 
 # One logger for the whole DICOM reader/writer, named after the public module (log output unchanged).
@@ -198,6 +199,7 @@ def read_dicom(path: str | Path, series: str | None = None, require_sagittal: bo
     chosen = choose_series(all_series, series, require_sagittal, where)
     log.info("using DICOM series %s", chosen.label())
     ordered, lps = _series_geometry(chosen)
+    check_voxels((len(ordered), ordered[0].rows, ordered[0].cols), f"series '{chosen.description or chosen.uid}'")  # one frame a slice
     data = _load_pixels(ordered)
     if not np.all(np.isfinite(data)):
         raise InputError(f"series '{chosen.description or chosen.uid}' holds non-finite voxel values (NaN or infinity)")
