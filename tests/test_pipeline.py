@@ -80,3 +80,12 @@ def test_label_map_carries_and_checks_its_grid(phantom):
         LabelMap.on_grid_of(phantom.scan, phantom.labels[:, :-1])
     with pytest.raises(InputError, match="non-integer"):
         LabelMap.on_grid_of(phantom.scan, phantom.labels + 0.5)
+
+
+def test_stages_are_reported_as_they_start(phantom, pipeline):
+    seen: list[str] = []
+    pipeline.run(phantom.scan, until="measure", on_stage=seen.append)
+    assert seen == ["load", "segment", "measure"]
+    seen.clear()
+    pipeline.run(phantom.scan, until="measure", labels=phantom.labels, on_stage=seen.append)
+    assert seen == ["load", "measure"]  # a given label map: no segmentation

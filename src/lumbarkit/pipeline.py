@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
 
 from lumbarkit.errors import InputError, ModelError
 from lumbarkit.results.scan_result import ModelInfo, ScanResult
@@ -134,23 +135,27 @@ class Pipeline:
         return self.run(source, spacing_mm=spacing_mm, series=series, keep_phi=keep_phi)
 
     def run(self, source, *, until: str = "hotspots", spacing_mm=None, series: str | None = None, keep_phi: bool = False,
-            labels=None, require_spine: bool = True) -> ScanResult:
+            labels=None, require_spine: bool = True, on_stage: Callable[[str], None] | None = None) -> ScanResult:
         """Run the chain up to and including the stage ``until`` (one of :data:`STAGES`).
 
         ``labels`` (a :class:`LabelMap` or array of VerSe ids on the scan's grid) replaces the segment stage: its
         ids name the levels. ``require_spine=False`` skips the not-a-spine check (training data keeps every series).
         Stages after ``until`` are None / empty in the result; hotspots also need ``config.hotspots``.
+        ``on_stage`` is called with each stage's name as it starts ("load", "segment", ...): the CLI shows it.
         """
         if until not in STAGES:
             raise ValueError(f"until must be one of {', '.join(STAGES)}, got {until!r}")
         last = STAGES.index(until)
+        stage = on_stage or (lambda name: None)
         timings: dict[str, float] = {}
+        stage("load")
         t0 = time.perf_counter()
         scan = self._load(source, spacing_mm, series)
         identifiers = _identifiers(source, scan) if keep_phi and not isinstance(source, Scan) else {}
         timings["load"] = time.perf_counter() - t0
         models: list[ModelInfo] = []
         if labels is None:
+            stage("segment")
             levels = self._segment(scan, timings, require_spine)
             models.append(ModelInfo("segmentation", self.segmenter.name, self.segmenter.version, self.segmenter.onnx_sha256))
         else:
@@ -164,10 +169,12 @@ class Pipeline:
         if last >= STAGES.index("measure"):
             from lumbarkit.stages.s3_measure import measure
 
+            stage("measure")
             t = time.perf_counter()
             measurements = measure(scan, levels.segmentation)
             timings["measure"] = time.perf_counter() - t
         if last >= STAGES.index("grade"):
+            stage("grade")
             crops, grades, hotspots = self._grade(scan, levels, models, warnings, timings, last >= STAGES.index("hotspots"))
         timings["total"] = time.perf_counter() - t0
         return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),

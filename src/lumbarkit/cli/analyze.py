@@ -50,13 +50,16 @@ def analyze(
     """Segment, name levels, grade discs and measure one scan; writes result.json, CSVs, masks, QC images and report.html."""
     from dataclasses import replace
 
+    from lumbarkit.cli.progress import StageStatus
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.outputs import write_outputs
 
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
-    result = Pipeline(cfg).analyze(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi)
+    with StageStatus() as status:
+        result = Pipeline(cfg).run(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi,
+                                   on_stage=status.update)
     paths = write_outputs(result, out, keep_phi=keep_phi, dicom_source=input if dicom else None)
     print_summary(result, out)
     typer.echo(f"report: {paths['report']}")

@@ -27,6 +27,7 @@ def grade(
     same columns as `analyze`)."""
     from dataclasses import replace
 
+    from lumbarkit.cli.progress import StageStatus
     from lumbarkit.errors import InputError
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.outputs import write_hotspots, write_levels_csv
@@ -37,8 +38,9 @@ def grade(
     config = PipelineConfig(grade_model=str(model) if model is not None else None, tta=tta)
     if hotspots is not None:
         config = replace(config, hotspots=True, hotspot_method=hotspots)
-    result = Pipeline(config).run(input, until="hotspots" if hotspots else "grade", spacing_mm=spacing_tuple(spacing),
-                                  series=series)
+    with StageStatus() as status:
+        result = Pipeline(config).run(input, until="hotspots" if hotspots else "grade", spacing_mm=spacing_tuple(spacing),
+                                      series=series, on_stage=status.update)
     if result.grades is None:
         raise LumbarkitError("no grader model is installed: give one with --model")
     path = write_levels_csv(result, out / "levels.csv")

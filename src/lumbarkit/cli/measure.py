@@ -45,6 +45,7 @@ def measure_command(
     output: Path = typer.Option(..., "-o", "--out", "--output", help="Folder for vertebrae.csv, measurements.json and qc_measurements.png."),
 ) -> None:
     """Measure vertebral heights, discs, slips, lordosis and canal diameters (mm, degrees)."""
+    from lumbarkit.cli.progress import StageStatus
     from lumbarkit.io import load_scan
     from lumbarkit.io.labelmap import read_label_map
     from lumbarkit.pipeline import Pipeline
@@ -53,7 +54,8 @@ def measure_command(
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     label_map = read_label_map(labels, scan, spacing_tuple(spacing)) if labels is not None else None
     try:
-        result = Pipeline().run(scan, until="measure", labels=label_map)
+        with StageStatus() as status:
+            result = Pipeline().run(scan, until="measure", labels=label_map, on_stage=status.update)
     except ModelError as exc:
         if label_map is not None:
             raise

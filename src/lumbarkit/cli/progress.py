@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lumbarkit.batch.run import BatchProgress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lumbarkit.batch.run import BatchProgress
 
 
 class ProgressBar:
@@ -37,3 +40,27 @@ class ProgressBar:
         if self._task is None:
             self._task = self._bar.add_task("analysing", total=event.total, failed=0)
         self._bar.update(self._task, completed=event.done, failed=event.failed)
+
+
+class StageStatus:
+    """A spinner on stderr naming the running stage (shown on a terminal only); ``update`` is ``on_stage``."""
+
+    LABELS = {"load": "reading the scan", "segment": "segmenting and naming levels", "measure": "measuring",
+              "grade": "grading discs and drawing evidence maps"}
+
+    def __init__(self):
+        from rich.console import Console
+
+        self._console = Console(stderr=True)
+        self._status = self._console.status("starting", spinner="dots")
+
+    def __enter__(self) -> "StageStatus":
+        if self._console.is_terminal:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._status.stop()
+
+    def update(self, stage: str) -> None:
+        self._status.update(self.LABELS.get(stage, stage))

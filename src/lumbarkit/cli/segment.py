@@ -35,11 +35,14 @@ def segment(
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the packaged model)."),
 ) -> None:
     """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
+    from lumbarkit.cli.progress import StageStatus
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.labelmap import write_label_map
 
     config = PipelineConfig(segment_model=str(model) if model is not None else None)
-    result = Pipeline(config).run(input, until="segment", spacing_mm=spacing_tuple(spacing), series=series)
+    with StageStatus() as status:
+        result = Pipeline(config).run(input, until="segment", spacing_mm=spacing_tuple(spacing), series=series,
+                                      on_stage=status.update)
     path = write_label_map(result.scan, result.levels.segmentation.labels, out)
     print_levels(result.levels)
     typer.echo(f"wrote {path}")

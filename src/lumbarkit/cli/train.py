@@ -39,7 +39,11 @@ def train_segment(
     _check_data(data)
     import torch
 
-    from lumbarkit.training.segment.train import SegTrainConfig, train_segmentation, train_segmentation_model
+    from lumbarkit.training.segment.train import (
+        SegTrainConfig,
+        train_segmentation,
+        train_segmentation_model,
+    )
 
     torch.set_num_threads(threads)
     cfg = SegTrainConfig(steps=steps, seed=seed)
