@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from lumbarkit.errors import InputError, ModelError
+from lumbarkit.io.checks import check_label_convention, check_scan
 from lumbarkit.results.scan_result import ModelInfo, ScanResult
 from lumbarkit.scan import Scan
 from lumbarkit.tasks import HOTSPOT_TASKS
@@ -151,6 +152,7 @@ class Pipeline:
         stage("load")
         t0 = time.perf_counter()
         scan = self._load(source, spacing_mm, series)
+        check_scan(scan)
         identifiers = _identifiers(source, scan) if keep_phi and not isinstance(source, Scan) else {}
         timings["load"] = time.perf_counter() - t0
         models: list[ModelInfo] = []
@@ -162,7 +164,9 @@ class Pipeline:
             from lumbarkit.results.labelmap import LabelMap
             from lumbarkit.results.levels import Levels
 
-            levels = Levels.from_label_map(scan, LabelMap.on_grid_of(scan, labels))
+            label_map = LabelMap.on_grid_of(scan, labels)
+            check_label_convention(label_map.present_labels)
+            levels = Levels.from_label_map(scan, label_map)
         warnings = list(levels.warnings)
         measurements = grades = crops = None
         hotspots: dict = {}

@@ -192,7 +192,8 @@ def test_cli_measure_without_labels_and_without_a_model(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(segment_module, "segment", no_model)
     g = Grid(slices=3)
-    write_nifti(np.zeros(g.shape, dtype=np.float32), g.affine, tmp_path / "img.nii.gz")
+    noise = np.random.default_rng(0).random(g.shape).astype(np.float32)  # an image with signal: the model is reached
+    write_nifti(noise, g.affine, tmp_path / "img.nii.gz")
     code, _, err = _run_cli(monkeypatch, capsys, "measure", tmp_path / "img.nii.gz", "-o", tmp_path / "out")
     assert code == 2
     assert err.count("\n") == 1 and "automatic segmentation is not available" in err and "--labels" in err

@@ -33,8 +33,9 @@ def load_scan(
     ----------
     path : a DICOM series/study folder or DICOM file, a NIfTI/MHA/MHD/NRRD volume, or a 2D
         PNG/JPEG/TIFF image.
-    spacing_mm : (row_mm, col_mm) pixel spacing; required for 2D images, ignored otherwise.
-    series : SeriesInstanceUID or (part of a) SeriesDescription choosing one series of a study.
+    spacing_mm : (row_mm, col_mm) pixel spacing; required for 2D images, an InputError for any other input.
+    series : SeriesInstanceUID or (part of a) SeriesDescription choosing one series of a DICOM study (an
+        InputError for a single-scan file).
     require_sagittal : refuse a DICOM study that has no sagittal series.
 
     Raises
@@ -44,11 +45,15 @@ def load_scan(
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {p}")
+    suffix = _suffix(p)
+    if spacing_mm is not None and (p.is_dir() or suffix not in IMAGE_SUFFIXES):
+        raise InputError("--spacing is for a 2D image (PNG/JPEG/TIFF); a DICOM or NIfTI/MHA/NRRD scan carries its own spacing")
+    if series is not None and not p.is_dir() and suffix in VOLUME_SUFFIXES + IMAGE_SUFFIXES:
+        raise InputError("--series chooses a series of a DICOM study; this input holds one scan")
     if p.is_dir():
         from lumbarkit.io.dicom import read_dicom
 
         return read_dicom(p, series=series, require_sagittal=require_sagittal)
-    suffix = _suffix(p)
     if p.stat().st_size == 0:
         raise InputError(f"input file is empty: {p}")
     if suffix in VOLUME_SUFFIXES:
