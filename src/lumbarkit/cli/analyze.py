@@ -8,7 +8,14 @@ from typing import Optional
 import typer
 
 from lumbarkit.cli.main import app
-from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+from lumbarkit.cli.options import (
+    OverwriteOption,
+    SeriesOption,
+    SpacingOption,
+    is_dicom_input,
+    spacing_tuple,
+)
+from lumbarkit.errors import InputError
 
 
 def print_summary(result, outdir: Path) -> None:
@@ -46,20 +53,26 @@ def analyze(
     dicom: bool = typer.Option(False, "--dicom", help="Also write a DICOM SEG and a DICOM SR (TID 1500) referencing the DICOM input. "
                                                     "They copy the patient and study module of the source series by necessity."),
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers (name, ID, dates, accession, institution) in the outputs."),
+    overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment, name levels, grade discs and measure one scan; writes result.json, CSVs, masks, QC images and report.html."""
     from dataclasses import replace
 
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.pipeline import Pipeline, PipelineConfig
+    from lumbarkit.report.outfolder import check_output, staged_folder
     from lumbarkit.report.outputs import write_outputs
 
+    check_output(out, input, overwrite)  # before any work
+    if dicom and not is_dicom_input(input):
+        raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
     with StageStatus() as status:
         result = Pipeline(cfg).run(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi,
                                    on_stage=status.update)
-    paths = write_outputs(result, out, keep_phi=keep_phi, dicom_source=input if dicom else None)
+    with staged_folder(out, input) as tmp:
+        paths = write_outputs(result, tmp, keep_phi=keep_phi, dicom_source=input if dicom else None)
     print_summary(result, out)
-    typer.echo(f"report: {paths['report']}")
+    typer.echo(f"report: {out / paths['report'].name}")

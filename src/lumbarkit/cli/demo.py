@@ -37,9 +37,11 @@ def demo(
     print_scan(scan, f"{files['image'].name} (read back)")
     from lumbarkit.cli.analyze import print_summary
     from lumbarkit.pipeline import Pipeline
+    from lumbarkit.report.outfolder import staged_folder
     from lumbarkit.report.outputs import write_outputs
 
     result = Pipeline().analyze(files["image"])
-    paths = write_outputs(result, output / "analysis")
+    with staged_folder(output / "analysis", files["image"]) as tmp:  # the previous demo's analysis is replaced whole
+        paths = write_outputs(result, tmp)
     print_summary(result, output / "analysis")
-    typer.echo(f"report: {paths['report']}")
+    typer.echo(f"report: {output / 'analysis' / paths['report'].name}")

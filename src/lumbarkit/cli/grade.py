@@ -8,7 +8,12 @@ from typing import List, Optional
 import typer
 
 from lumbarkit.cli.main import app, evaluate_app, train_app
-from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+from lumbarkit.cli.options import (
+    OverwriteOption,
+    SeriesOption,
+    SpacingOption,
+    spacing_tuple,
+)
 from lumbarkit.errors import LumbarkitError
 
 
@@ -22,6 +27,7 @@ def grade(
     tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over test-time augmented copies of each crop."),
     hotspots: Optional[str] = typer.Option(None, "--hotspots", help="Also write evidence maps OUT/hotspots/<level>_<task>.png: "
                                            "occlusion (ONNX), saliency (SpineNet, averaged over augmentations) or gradcam (both need torch)."),
+    overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment, name levels, measure, crop every disc and grade it; writes levels.csv (one row per disc, the
     same columns as `analyze`)."""
@@ -30,11 +36,13 @@ def grade(
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.errors import InputError
     from lumbarkit.pipeline import Pipeline, PipelineConfig
+    from lumbarkit.report.outfolder import check_output, staged_folder
     from lumbarkit.report.outputs import write_hotspots, write_levels_csv
     from lumbarkit.stages.s6_hotspots import METHODS
 
     if hotspots is not None and hotspots not in METHODS:
         raise InputError(f"unknown hotspot method {hotspots!r}: choose one of {', '.join(METHODS)}")
+    check_output(out, input, overwrite)  # before any work
     config = PipelineConfig(grade_model=str(model) if model is not None else None, tta=tta)
     if hotspots is not None:
         config = replace(config, hotspots=True, hotspot_method=hotspots)
@@ -43,9 +51,11 @@ def grade(
                                       series=series, on_stage=status.update)
     if result.grades is None:
         raise LumbarkitError("no grader model is installed: give one with --model")
-    path = write_levels_csv(result, out / "levels.csv")
+    with staged_folder(out, input) as tmp:
+        write_levels_csv(result, tmp / "levels.csv")
+        files = write_hotspots(result, tmp) if hotspots is not None else []
+    path = out / "levels.csv"
     if hotspots is not None:
-        files = write_hotspots(result, out)
         typer.echo(f"wrote {len(files)} {hotspots} maps to {out / 'hotspots'}")
     _print(result.grades, result.warnings)
     typer.echo(f"wrote {path}")

@@ -8,7 +8,12 @@ from typing import Optional
 import typer
 
 from lumbarkit.cli.main import app
-from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+from lumbarkit.cli.options import (
+    OverwriteOption,
+    SeriesOption,
+    SpacingOption,
+    spacing_tuple,
+)
 from lumbarkit.errors import LumbarkitError, ModelError
 
 NO_SEGMENTATION = "automatic segmentation is not available ({why}); give a label map with --labels LABELMAP"
@@ -43,14 +48,17 @@ def measure_command(
     spacing: Optional[tuple[float, float]] = SpacingOption,
     series: Optional[str] = SeriesOption,
     output: Path = typer.Option(..., "-o", "--out", "--output", help="Folder for vertebrae.csv, measurements.json and qc_measurements.png."),
+    overwrite: bool = OverwriteOption,
 ) -> None:
     """Measure vertebral heights, discs, slips, lordosis and canal diameters (mm, degrees)."""
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.io import load_scan
     from lumbarkit.io.labelmap import read_label_map
     from lumbarkit.pipeline import Pipeline
+    from lumbarkit.report.outfolder import check_output, staged_folder
     from lumbarkit.report.outputs import write_measurements
 
+    check_output(output, input, overwrite)  # before any work
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     label_map = read_label_map(labels, scan, spacing_tuple(spacing)) if labels is not None else None
     try:
@@ -60,7 +68,8 @@ def measure_command(
         if label_map is not None:
             raise
         raise LumbarkitError(NO_SEGMENTATION.format(why=str(exc))) from None
-    paths = write_measurements(result, output)
+    with staged_folder(output, input) as tmp:
+        paths = {k: output / p.name for k, p in write_measurements(result, tmp).items()}
     for line in _summary_lines(result.measurements):
         typer.echo(line)
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

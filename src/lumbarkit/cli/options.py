@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -16,3 +17,14 @@ SeriesOption = typer.Option(
 
 def spacing_tuple(spacing: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
     return None if spacing is None or spacing == (None, None) else spacing
+
+OverwriteOption = typer.Option(False, "--overwrite", help="Replace an output folder (or file) that holds the results of "
+                                                          "another input or other files; it is replaced whole.")
+
+
+def is_dicom_input(path: Path) -> bool:
+    """A DICOM folder or file (what ``--dicom`` can reference)."""
+    from lumbarkit.io.dicom import is_dicom_file
+
+    path = Path(path)
+    return path.is_dir() or path.suffix.lower() in (".dcm", ".dicom", ".ima") or (path.is_file() and is_dicom_file(path))

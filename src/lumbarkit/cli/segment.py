@@ -8,7 +8,12 @@ from typing import Optional
 import typer
 
 from lumbarkit.cli.main import app
-from lumbarkit.cli.options import SeriesOption, SpacingOption, spacing_tuple
+from lumbarkit.cli.options import (
+    OverwriteOption,
+    SeriesOption,
+    SpacingOption,
+    spacing_tuple,
+)
 
 
 def print_levels(levels) -> None:
@@ -33,16 +38,28 @@ def segment(
     spacing: Optional[tuple[float, float]] = SpacingOption,
     series: Optional[str] = SeriesOption,
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the packaged model)."),
+    overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.labelmap import write_label_map
+    from lumbarkit.report.outfolder import check_label_file, check_output, staged_folder
+    from lumbarkit.report.outputs import atomic_path
 
+    target = check_label_file(out, overwrite)  # a file, or None for a folder; checked before any work
+    if target is None:
+        check_output(out, input, overwrite)
     config = PipelineConfig(segment_model=str(model) if model is not None else None)
     with StageStatus() as status:
         result = Pipeline(config).run(input, until="segment", spacing_mm=spacing_tuple(spacing), series=series,
                                       on_stage=status.update)
-    path = write_label_map(result.scan, result.levels.segmentation.labels, out)
+    if target is not None:
+        with atomic_path(target) as tmp:
+            write_label_map(result.scan, result.levels.segmentation.labels, tmp)
+        path = target
+    else:
+        with staged_folder(out, input) as tmp:
+            path = out / write_label_map(result.scan, result.levels.segmentation.labels, tmp).name
     print_levels(result.levels)
     typer.echo(f"wrote {path}")
