@@ -86,8 +86,8 @@ def one_worker(manifest, tmp_path_factory):
 
 def test_bad_series_are_error_rows_and_the_rest_completes(one_worker):
     out, proc = one_worker
-    assert proc.returncode == 0, proc.stderr
-    assert "4 analysed" in proc.stdout and "2 failed" in proc.stdout
+    assert proc.returncode == 3, proc.stderr  # some series failed (documented exit code)
+    assert "4 analysed" in proc.stdout and "2 failed" in proc.stdout and "2 series failed" in proc.stderr
     errors = _rows(out / "errors.csv")
     assert len(errors) == 2
     by_input = {e["input"]: e for e in errors}
@@ -122,10 +122,10 @@ def test_bad_series_are_error_rows_and_the_rest_completes(one_worker):
 
 def test_one_and_two_workers_give_identical_cohort(one_worker, manifest, tmp_path):
     out1, proc1 = one_worker
-    assert proc1.returncode == 0, proc1.stderr
+    assert proc1.returncode == 3, proc1.stderr
     out2 = tmp_path / "out"
     proc = _cli("batch", manifest, "-o", out2, "--workers", "2", "--no-hotspots")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     for name in ("cohort.csv", "vertebrae.csv", "errors.csv", "index.csv"):
         assert (out2 / name).read_bytes() == (out1 / name).read_bytes(), name
     assert (out2 / "ivd_11" / "result.json").read_bytes() == (out1 / "ivd_11" / "result.json").read_bytes()
@@ -212,7 +212,7 @@ def test_kill_9_then_rerun_completes_every_series_once(cohort_folder, tmp_path):
     (out / next(iter(done_before)) / f"{TMP_PREFIX}abc.csv").write_text("half")
 
     rerun = _cli("batch", cohort_folder, "-o", out, "--workers", "1", "--no-hotspots")
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.returncode == 3, rerun.stderr  # the PNG and the damaged file fail
     assert f"{len(done_before)} already complete" in rerun.stdout and "2 failed" in rerun.stdout  # the PNG, the damaged file
     complete = sorted(p.parent.name for p in out.glob(f"*/{MARKER}"))
     assert len(complete) == 3

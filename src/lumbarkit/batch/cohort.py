@@ -87,8 +87,8 @@ def _read_rows(path: Path) -> list[dict]:
 
 def write_cohort(outdir: Path) -> Cohort:
     """(Re)write the cohort tables and plots from every complete series folder of ``outdir``."""
-    from lumbarkit.results.scan_result import levels_csv_columns
     from lumbarkit.results.measurements import CSV_COLUMNS as VERTEBRA_COLUMNS
+    from lumbarkit.results.scan_result import levels_csv_columns
 
     outdir = Path(outdir)
     ids = completed_ids(outdir)

@@ -62,9 +62,27 @@ class Job:
     error: str | None = None
 
     def key(self) -> dict:
-        """What identifies the job's input; a completed output with another key is redone."""
+        """What identifies the job's input; a completed output with another key is redone. The fingerprint changes
+        when a file of the series is replaced, touched, added or removed, or the input lies under another root."""
         return {"input": self.display, "series": self.series,
-                "spacing_mm": list(self.spacing_mm) if self.spacing_mm is not None else None}
+                "spacing_mm": list(self.spacing_mm) if self.spacing_mm is not None else None,
+                "fingerprint": self.fingerprint()}
+
+    def fingerprint(self) -> str:
+        """sha256 of (absolute path, size, modification time) of every file the job reads."""
+        import hashlib
+
+        paths = [Path(f) for f in self.files] if self.files else [Path(self.input)]
+        if not self.files and paths[0].is_dir():
+            paths = sorted(p for p in paths[0].rglob("*") if p.is_file())
+        h = hashlib.sha256()
+        for p in sorted(paths):
+            try:
+                st = p.stat()
+                h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{p}\0missing\n".encode())
+        return h.hexdigest()
 
 
 @dataclass

@@ -47,9 +47,13 @@ def clean_stale(outdir: Path) -> int:
     return len(stale)
 
 
-def is_complete(outdir: Path, job: Job) -> bool:
+def is_complete(outdir: Path, job: Job, config: dict | None = None) -> bool:
+    """The series folder is complete for this very input (same files, same fingerprint) and ``config`` (a dict of the
+    pipeline options; None: not compared)."""
     marker = read_marker(outdir, job.id)
-    return marker is not None and all(marker.get(k) == v for k, v in job.key().items())
+    if marker is None or any(marker.get(k) != v for k, v in job.key().items()):
+        return False
+    return config is None or marker.get("config") == config
 
 
 def unpublish(outdir: Path, job_id: str) -> None:

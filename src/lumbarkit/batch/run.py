@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -156,7 +157,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
             log.info("removed temporary files of an interrupted run in %s", outdir)
         pending: list[Job] = []
         for job in jobs:
-            if resume and is_complete(outdir, job):
+            if resume and is_complete(outdir, job, json.loads(json.dumps(asdict(config)))):  # as the marker stores it
                 summary.skipped.append(job.id)
                 continue
             unpublish(outdir, job.id)

@@ -10,6 +10,9 @@ import typer
 
 from lumbarkit.cli.main import app
 
+EXIT_NONE_SUCCEEDED = 1  # no series could be analysed
+EXIT_SOME_FAILED = 3  # the cohort files hold the others; errors.csv says why
+
 
 @app.command()
 def batch(
@@ -65,4 +68,7 @@ def batch(
     typer.echo(summary.line())
     if summary.succeeded == 0:
         print(f"error: no series succeeded ({len(summary.errors)} failed): see {out / 'errors.csv'}", file=sys.stderr)
-        sys.exit(1)  # typer.Exit would be swallowed by run()'s standalone_mode=False
+        sys.exit(EXIT_NONE_SUCCEEDED)  # typer.Exit would be swallowed by run()'s standalone_mode=False
+    if summary.errors:
+        print(f"warning: {len(summary.errors)} series failed: see {out / 'errors.csv'}", file=sys.stderr)
+        sys.exit(EXIT_SOME_FAILED)
