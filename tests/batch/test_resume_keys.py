@@ -57,3 +57,22 @@ def test_a_dicom_series_fingerprint_covers_its_files(tmp_path):
     before = job.fingerprint()
     (tmp_path / "1.dcm").write_bytes(b"changed!")
     assert job.fingerprint() != before
+
+
+def test_non_sagittal_series_of_a_study_are_skipped_with_a_note(tmp_path):
+    import numpy as np
+
+    from lumbarkit.batch import discover_jobs
+    from lumbarkit.phantom import make_phantom
+    from lumbarkit.report.dicom import write_dicom_series
+    from lumbarkit.scan import Scan
+
+    study = tmp_path / "study"
+    write_dicom_series(make_phantom(n_slices=3, noise_sigma=0.0).scan, study / "sag", series_description="T2 SAG")
+    affine = np.zeros((4, 4))  # stored as displayed: slices towards inferior, rows posterior, cols left
+    affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = -4.0, -0.8, -0.75, 1
+    axial = Scan(np.random.default_rng(0).random((4, 32, 32)).astype(np.float32), affine)
+    write_dicom_series(axial, study / "ax", series_description="T2 AX", series_number=2)
+    found = discover_jobs(study)
+    assert [j.display for j in found.jobs] == ["sag"] and all(j.error is None for j in found.jobs)
+    assert any("1 non-sagittal DICOM series skipped (axial)" in n for n in found.notes)

@@ -235,6 +235,7 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
     skip = outdir.resolve() if outdir is not None else None
     jobs: list[Job] = []
     series_files: dict[tuple[str, str], list[Path]] = {}  # (uid, folder if no uid) -> files
+    planes: dict[tuple[str, str], str] = {}  # the same keys -> acquisition plane of the series' first image
     damaged: list[tuple[Path, str, str | None]] = []  # file, reason, its series uid when readable
     ignored = 0
     for dirpath, dirnames, filenames in os.walk(root):
@@ -267,15 +268,25 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
                 uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
                 what = classify(ds)
                 if what == "image":
-                    series_files.setdefault((uid, "" if uid else str(here)), []).append(file)
+                    key = (uid, "" if uid else str(here))
+                    series_files.setdefault(key, []).append(file)
+                    planes.setdefault(key, image_plane(ds))
                 elif what == "non-image":
                     ignored += 1
                 else:
                     why = "an image without pixel data (truncated or incomplete file?)" if what == "no-pixels" else "truncated or corrupt DICOM header"
                     damaged.append((file, why, uid or None))
+    skipped = {k: planes[k] for k in list(series_files) if planes.get(k) not in ("sagittal", "")}
+    for k in skipped:
+        del series_files[k]
+    damaged = [d for d in damaged if not d[2] or all(d[2] != k[0] for k in skipped)]
     jobs += _series_jobs(root, series_files, damaged)
     jobs.sort(key=lambda j: (j.display, j.series or ""))
-    return Discovery(jobs, ignored)
+    notes = []
+    if skipped:
+        kinds = sorted(set(skipped.values()))
+        notes.append(f"{len(skipped)} non-sagittal DICOM series skipped ({', '.join(kinds)}): lumbarkit analyses sagittal series")
+    return Discovery(jobs, ignored, notes)
 
 
 def _series_jobs(root: Path, series_files: dict, damaged: list) -> list[Job]:
@@ -314,3 +325,20 @@ def _folder_of(uid: str, damaged: list) -> Path:
 
 
 __all__ = ["MANIFEST_COLUMNS", "OUTDIR_MARKER", "Discovery", "Job", "discover_jobs", "hash_id", "read_manifest"]
+
+
+def image_plane(ds) -> str:
+    """"sagittal", "axial", "coronal" or "localizer" from a DICOM image header; "" when it cannot be told."""
+    import numpy as np
+
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    if "LOCALIZER" in image_type:
+        return "localizer"
+    try:
+        iop = np.asarray([float(v) for v in ds.get("ImageOrientationPatient")], dtype=float)
+    except (TypeError, ValueError):
+        return ""
+    if iop.shape != (6,) or not np.all(np.isfinite(iop)):
+        return ""
+    normal = np.abs(np.cross(iop[:3], iop[3:]))
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x left-right, y front-back, z up-down
