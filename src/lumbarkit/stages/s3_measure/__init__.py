@@ -44,8 +44,8 @@ A disc label without its bodies is fitted like a body. Disc height index = mean 
 mean Hm of the two bodies.
 
 *Derived.* wedge ratio Ha/Hp, biconcavity Hm/Hp, height loss
-``100 * (1 - min(Ha, Hm, Hp) / max(Hp, mean Hp of the adjacent measured bodies))`` (S1 is
-neither graded nor used as a reference) and its Genant grade. Slip: offset
+``100 * max(1 - min(Ha, Hm) / Hp, 1 - max(Ha, Hm, Hp) / mean Hp of the adjacent graded bodies)``
+(L5 and S1 are neither graded nor used as a reference) and its Genant grade. Slip: offset
 ``(SP_lower - IP_upper) . e`` along the lower body's superior endplate ``e`` (SA -> SP), as a
 percentage of that endplate's length, positive = anterolisthesis; Meyerding grade of its size
 (0 below ``SLIP_NONE_PERCENT``). Lordosis: S1 superior minus L1 superior endplate angle (L5
