@@ -115,3 +115,18 @@ def test_usage_errors_are_one_line_and_exit_2(args, words):
 def test_bare_command_prints_help_without_an_error():
     res = lumbarkit()
     assert "analyze" in res.stdout and "error" not in res.stderr.lower()
+
+
+@pytest.mark.slow  # a subprocess
+def test_info_on_a_study_lists_every_series_with_its_full_uid(tmp_path):
+    from lumbarkit.phantom import make_phantom
+    from lumbarkit.report.dicom import write_dicom_series
+
+    scan = make_phantom(n_slices=3, noise_sigma=0.0).scan
+    write_dicom_series(scan, tmp_path / "study" / "a", series_description="T2 SAG", series_uid="1.2.3.4.5.6.7.8.9.10.11.12.13")
+    write_dicom_series(scan, tmp_path / "study" / "b", series_description="T1 SAG", series_uid="1.2.3.4.5.6.7.8.9.10.11.12.14",
+                       series_number=2)
+    res = lumbarkit("info", tmp_path / "study")
+    assert res.returncode == 0, res.stderr
+    assert "1.2.3.4.5.6.7.8.9.10.11.12.13" in res.stdout and "1.2.3.4.5.6.7.8.9.10.11.12.14" in res.stdout
+    assert "T1 SAG" in res.stdout and "sagittal" in res.stdout

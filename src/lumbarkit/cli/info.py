@@ -37,6 +37,8 @@ def print_scan(scan, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("value", overflow="fold")  # a series UID is never cut: --series needs all of it
     for key, value in describe_scan(scan).items():
         table.add_row(key, value)
     Console().print(table)
@@ -53,3 +55,21 @@ def info(
 
     scan = load_scan(input, spacing_mm=spacing_tuple(spacing), series=series)
     print_scan(scan, str(input.name))
+    if input.is_dir():
+        print_series(input, scan.metadata.series_uid)
+
+
+def print_series(folder: Path, chosen_uid: str | None) -> None:
+    """Every DICOM series under ``folder`` (full UID, description, plane, sequence, images), the chosen one marked."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lumbarkit.io.dicom.series import collect_frames, group_series
+
+    frames, _ = collect_frames(folder)
+    table = Table(title="series in this study (choose one with --series UID or a part of its description)")
+    for col in ("", "series UID", "description", "plane", "sequence", "images"):
+        table.add_column(col, overflow="fold")
+    for s in group_series(frames):
+        table.add_row("*" if s.uid == chosen_uid else "", s.uid, s.description, s.plane, s.sequence, str(len(s.frames)))
+    Console().print(table)
