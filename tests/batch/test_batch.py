@@ -374,3 +374,19 @@ def test_timeout_must_be_positive(tmp_path):
     proc = _cli("batch", str(tmp_path), "-o", str(tmp_path / "out"), "--timeout", "0")
     assert proc.returncode != 0 and "--timeout must be a positive" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_stops_cleanly_in_one_line(cohort_folder, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-run: exit 130, one error line, no
+    worker tracebacks; the workers ignore SIGINT and are stopped by the client."""
+    args = [sys.executable, "-m", "lumbarkit", "batch", str(cohort_folder), "-o", str(tmp_path / "out"), "--workers", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / "out").glob(".lumbarkit-tmp-*")) and time.monotonic() < deadline:  # analysis under way
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: interrupted; run the same command again to resume"]

@@ -77,6 +77,27 @@ class BatchSummary:
         return text + f"; cohort of {self.cohort.series} series, {self.cohort.discs} discs: {self.outdir / 'cohort.csv'}"
 
 
+class _workers_ignore_ctrl_c:
+    """While the local cluster starts, SIGINT is ignored: the worker processes inherit that (Python then installs
+    no KeyboardInterrupt handler in them), so Ctrl-C reaches only this process, which stops the cluster and says
+    one line, instead of every worker printing a traceback."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 @contextmanager
 def dask_client(workers: int, scheduler: str | None):
     """A Dask client: of a new local cluster of ``workers`` single-threaded processes, or of ``scheduler``."""
@@ -103,10 +124,12 @@ def dask_client(workers: int, scheduler: str | None):
             with client:
                 yield client
         else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}), \
-                    LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                 silence_logs=logging.CRITICAL, env=dict(THREAD_ENV)) as cluster, Client(cluster) as client:
-                yield client
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                with _workers_ignore_ctrl_c():  # only while the worker processes start
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                           silence_logs=logging.CRITICAL, env=dict(THREAD_ENV))
+                with cluster, Client(cluster) as client:
+                    yield client
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
