@@ -284,3 +284,17 @@ def test_qc_png(tmp_path):
 
     image = iio.imread(out)
     assert image.ndim == 3 and image.shape[0] > 500
+
+
+def test_values_outside_their_physiological_range_are_missing_with_the_reason():
+    """A 'body' 14 mm deep (a partial segmentation: real lumbar bodies are 30-45 mm) gives no depth, no heights and
+    no Genant grade; a normal one next to it is measured."""
+    g = Grid(rows=360, cols=260)
+    g.paint(body((0, -30), 14, 26, 26), 22)
+    g.paint(body((0, 12), 34, 26, 26), 23)
+    m = measure(g.scan(), g.labels)
+    thin, normal = m.vertebra("L3"), m.vertebra("L4")
+    assert not thin.depth_ap.ok and "implausible depth_ap 14" in thin.depth_ap.missing_reason
+    assert not thin.height_middle.ok and "depends on implausible depth_ap" in thin.height_middle.missing_reason
+    assert not thin.genant_grade.ok
+    assert normal.depth_ap.value == pytest.approx(34.0, abs=0.6) and normal.height_middle.ok

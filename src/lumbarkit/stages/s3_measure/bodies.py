@@ -217,7 +217,10 @@ def grade_bodies(vertebrae: list[VertebraMeasurements], lab: Labels) -> list[Ver
     out = []
     for v in vertebrae:
         if v.missing_reason or not (v.height_anterior.ok and v.height_middle.ok and v.height_posterior.ok):
-            out.append(v)
+            why = v.missing_reason or next(h.missing_reason for h in (v.height_anterior, v.height_middle, v.height_posterior)
+                                           if not h.ok)
+            out.append(replace(v, height_loss=missing_measure("height_loss", "%", why, v.slice_index),
+                               genant_grade=missing_measure("genant_grade", "grade", why, v.slice_index)))
             continue
         if v.name in NOT_GRADED:
             why = f"not graded for {v.name} (vertebral morphometry covers T4-L4; L5 is naturally shorter posteriorly)"

@@ -24,7 +24,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "height_anterior": (5.0, 45.0, "GT bodies 8.1-34.9 mm; adult lumbar bodies 24-32 mm (Zhou et al. 2000, Eur Spine J 9:242), crush fractures to ~1/4"),
     "height_middle": (5.0, 45.0, "GT bodies 16.1-30.8 mm"),
     "height_posterior": (5.0, 45.0, "GT bodies 12.0-32.9 mm"),
-    "depth_ap": (15.0, 60.0, "GT bodies 23.4-46.3 mm; adult lumbar endplate depth 30-45 mm (Zhou et al. 2000)"),
+    "depth_ap": (20.0, 60.0, "GT bodies (T10-S1) 23.4-46.3 mm; adult lumbar endplate depth 30-45 mm (Zhou et al. 2000)"),
     "wedge_ratio": (0.3, 1.6, "GT 0.68-1.42"),
     "biconcavity": (0.3, 1.5, "GT p1-p99 0.77-1.16: a middle more than 1.5 times the posterior height is no body"),
     "disc_height_index": (0.02, 1.0, "GT 0.12-0.76"),
@@ -37,7 +37,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
 }
 DEPENDENTS = {"slip_percent": ("slip_mm", "meyerding_grade", "retrolisthesis"), "slip_mm": ("slip_percent", "meyerding_grade", "retrolisthesis"),
               "height_anterior": ("height_loss", "genant_grade", "wedge_ratio"), "height_middle": ("height_loss", "genant_grade", "biconcavity"),
-              "height_posterior": ("height_loss", "genant_grade", "wedge_ratio", "biconcavity")}
+              "height_posterior": ("height_loss", "genant_grade", "wedge_ratio", "biconcavity"),
+              # a body fitted far too shallow is a partial segmentation: its heights are not the body's either
+              "depth_ap": ("height_anterior", "height_middle", "height_posterior", "wedge_ratio", "biconcavity",
+                           "height_loss", "genant_grade")}
 
 
 def check(m: Measure) -> Measure:
