@@ -381,9 +381,9 @@ def test_ctrl_c_stops_cleanly_in_one_line(cohort_folder, tmp_path):
     worker tracebacks; the workers ignore SIGINT and are stopped by the client."""
     args = [sys.executable, "-m", "lumbarkit", "batch", str(cohort_folder), "-o", str(tmp_path / "out"), "--workers", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not any((tmp_path / "out").glob(".lumbarkit-tmp-*")) and time.monotonic() < deadline:  # analysis under way
-        time.sleep(0.2)
+    first = proc.stderr.readline()  # "N series: ... to analyse on 2 worker process(es)": the cluster is up
+    assert "to analyse" in first, first
+    time.sleep(1.0)  # the workers are analysing the first series
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
