@@ -80,7 +80,7 @@ class BatchSummary:
 class _workers_ignore_ctrl_c:
     """While the local cluster starts, SIGINT is ignored: the worker processes inherit that (Python then installs
     no KeyboardInterrupt handler in them), so Ctrl-C reaches only this process, which stops the cluster and says
-    one line, instead of every worker printing a traceback."""
+    one line, instead of every worker printing a traceback. A Ctrl-C during those seconds of start-up is lost."""
 
     def __enter__(self):
         import signal
@@ -194,11 +194,12 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
             _check_models(config)
             summary.workers = min(workers or default_workers(), len(pending)) if not scheduler else 0
             where = f"on {scheduler}" if scheduler else f"on {summary.workers} worker process(es)"
-            report(BatchProgress(len(pending), message=f"{len(jobs)} series: {len(summary.skipped)} already complete, "
-                                                       f"{len(summary.errors)} unusable, {len(pending)} to analyse {where}"))
             t = time.perf_counter()
             with dask_client(summary.workers, scheduler) as client:
                 summary.timings_s["startup"] = time.perf_counter() - t
+                # said once the workers run (and Ctrl-C reaches this process again)
+                report(BatchProgress(len(pending), message=f"{len(jobs)} series: {len(summary.skipped)} already complete, "
+                                                           f"{len(summary.errors)} unusable, {len(pending)} to analyse {where}"))
                 t = time.perf_counter()
                 _run_pending(client, pending, outdir, config, summary, tracebacks, report, timeout_s)
                 summary.timings_s["analysis"] = time.perf_counter() - t
