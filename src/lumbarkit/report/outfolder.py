@@ -43,7 +43,7 @@ def _writable_parent(path: Path) -> None:
 
 def check_output(out: Path, source, overwrite: bool = False) -> None:
     """Validate an output folder before the work; InputError (one line) otherwise."""
-    out = Path(out)
+    out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; -o names the output folder")
     _writable_parent(out)
@@ -66,7 +66,7 @@ def _owner(out: Path) -> str | None:
 @contextmanager
 def staged_folder(out: Path, source) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``out``; when the block succeeds it replaces ``out`` whole."""
-    out = Path(out)
+    out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".lumbarkit-tmp-{out.name}-", dir=out.parent))
     try:
