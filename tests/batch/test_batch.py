@@ -380,7 +380,9 @@ def test_ctrl_c_stops_cleanly_in_one_line(cohort_folder, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-run: exit 130, one error line, no
     worker tracebacks; the workers ignore SIGINT and are stopped by the client."""
     args = [sys.executable, "-m", "lumbarkit", "batch", str(cohort_folder), "-o", str(tmp_path / "out"), "--workers", "2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
+    # as from a terminal: SIGINT at its default (a runner in the background may start us with it ignored)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()  # "N series: ... to analyse on 2 worker process(es)": the cluster is up
     assert "to analyse" in first, first
     time.sleep(1.0)  # the workers are analysing the first series
