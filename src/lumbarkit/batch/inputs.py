@@ -329,16 +329,9 @@ __all__ = ["MANIFEST_COLUMNS", "OUTDIR_MARKER", "Discovery", "Job", "discover_jo
 
 def image_plane(ds) -> str:
     """"sagittal", "axial", "coronal" or "localizer" from a DICOM image header; "" when it cannot be told."""
-    import numpy as np
+    from lumbarkit.io.dicom.headers import acquisition_plane, header_floats, iop_problem
 
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    if "LOCALIZER" in image_type:
+    if "LOCALIZER" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
         return "localizer"
-    try:
-        iop = np.asarray([float(v) for v in ds.get("ImageOrientationPatient")], dtype=float)
-    except (TypeError, ValueError):
-        return ""
-    if iop.shape != (6,) or not np.all(np.isfinite(iop)):
-        return ""
-    normal = np.abs(np.cross(iop[:3], iop[3:]))
-    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x left-right, y front-back, z up-down
+    iop = header_floats(ds.get("ImageOrientationPatient"), 6)
+    return "" if iop is None or iop_problem(iop) is not None else acquisition_plane(iop)

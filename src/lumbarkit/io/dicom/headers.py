@@ -95,7 +95,7 @@ def is_dicom_file(path: str | Path) -> bool:
     return "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds)
 
 
-def _floats(value: Any, n: int) -> np.ndarray | None:
+def header_floats(value: Any, n: int) -> np.ndarray | None:
     """``n`` finite floats from a DICOM multi-value, or None if missing or malformed."""
     if value is None:
         return None
@@ -110,7 +110,7 @@ def _floats(value: Any, n: int) -> np.ndarray | None:
 
 
 def header_float(value: Any) -> float | None:
-    vals = _floats(value, 1)
+    vals = header_floats(value, 1)
     return None if vals is None else float(vals[0])
 
 
@@ -203,8 +203,8 @@ def frames_from_header(path: Path, ds: Any) -> list[Frame]:
         return [
             Frame(
                 path, None, ds, series_uid, sop_uid, rows, cols,
-                _floats(ds.get("ImageOrientationPatient"), 6), _floats(ds.get("ImagePositionPatient"), 3),
-                _floats(ds.get("PixelSpacing"), 2), thickness,
+                header_floats(ds.get("ImageOrientationPatient"), 6), header_floats(ds.get("ImagePositionPatient"), 3),
+                header_floats(ds.get("PixelSpacing"), 2), thickness,
                 1.0 if slope is None else slope, 0.0 if intercept is None else intercept,
                 f"{path.name} has an invalid RescaleSlope/RescaleIntercept" if bad_rescale else None,
             )
@@ -225,9 +225,9 @@ def frames_from_header(path: Path, ds: Any) -> list[Frame]:
         frames.append(
             Frame(
                 path, index, ds, series_uid, f"{sop_uid}#{index}", rows, cols,
-                _floats(group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
-                _floats(group_value(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),
-                _floats(group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2), thickness,
+                header_floats(group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+                header_floats(group_value(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),
+                header_floats(group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2), thickness,
                 1.0 if slope is None else slope, 0.0 if intercept is None else intercept,
             )
         )
@@ -237,6 +237,14 @@ def frames_from_header(path: Path, ds: Any) -> list[Frame]:
 def slice_normal(iop: np.ndarray) -> np.ndarray:
     normal = np.cross(iop[:3], iop[3:])
     return normal / np.linalg.norm(normal)
+
+
+PLANES = ("sagittal", "coronal", "axial")  # the LPS axis a slice normal runs along: x, y, z
+
+
+def acquisition_plane(iop: np.ndarray) -> str:
+    """"sagittal", "coronal" or "axial": the patient axis closest to the slice normal of an ImageOrientationPatient."""
+    return PLANES[int(np.argmax(np.abs(slice_normal(np.asarray(iop, dtype=float)))))]
 
 
 def iop_problem(iop: np.ndarray) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 from lumbarkit.errors import InputError, SeriesSelectionError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
+    acquisition_plane,
     Frame,
     classify,
     error_reason,
@@ -28,7 +29,6 @@ from lumbarkit.io.dicom.headers import (
     iop_problem,
     is_dicom_file,
     read_header,
-    slice_normal,
     sop_class,
     sop_class_name,
 )
@@ -116,7 +116,7 @@ class Series:
             return "no geometry"
         if any(not np.allclose(iop, iops[0], atol=COSINE_TOLERANCE) for iop in iops[1:]):
             return "mixed"
-        return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(slice_normal(iops[0]))))]
+        return acquisition_plane(iops[0])
 
     @property
     def sequence(self) -> str:
