@@ -12,7 +12,6 @@ from lumbarkit.cli.options import (
     OverwriteOption,
     SeriesOption,
     SpacingOption,
-    is_dicom_input,
     spacing_tuple,
 )
 from lumbarkit.errors import InputError
@@ -59,12 +58,13 @@ def analyze(
     from dataclasses import replace
 
     from lumbarkit.cli.progress import StageStatus
+    from lumbarkit.io.readers import is_dicom_path
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.outfolder import check_output, staged_folder
     from lumbarkit.report.outputs import write_outputs
 
     check_output(out, input, overwrite)  # before any work
-    if dicom and not is_dicom_input(input):
+    if dicom and not is_dicom_path(input):
         raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -20,11 +19,3 @@ def spacing_tuple(spacing: Optional[tuple[float, float]]) -> Optional[tuple[floa
 
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace an output folder (or file) that holds the results of "
                                                           "another input or other files; it is replaced whole.")
-
-
-def is_dicom_input(path: Path) -> bool:
-    """A DICOM folder or file (what ``--dicom`` can reference)."""
-    from lumbarkit.io.dicom import is_dicom_file
-
-    path = Path(path)
-    return path.is_dir() or path.suffix.lower() in (".dcm", ".dicom", ".ima") or (path.is_file() and is_dicom_file(path))

@@ -64,10 +64,19 @@ def load_scan(
         from lumbarkit.io.image import read_image
 
         return read_image(p, spacing_mm=spacing_mm)
-    from lumbarkit.io.dicom import is_dicom_file, read_dicom
+    from lumbarkit.io.dicom import read_dicom
 
-    if suffix in (".dcm", ".dicom", ".ima") or is_dicom_file(p):
+    if is_dicom_path(p):
         return read_dicom(p, series=series, require_sagittal=require_sagittal)
     raise InputError(
         f"unsupported input {p.name}: expected a DICOM folder or file, .nii/.nii.gz, .mha/.mhd, .nrrd or a PNG/JPEG/TIFF image"
     )
+
+
+def is_dicom_path(path: str | Path) -> bool:
+    """A DICOM folder, or a file with a DICOM suffix or DICOM content."""
+    from lumbarkit.io.dicom import is_dicom_file
+    from lumbarkit.io.dicom.series import DICOM_SUFFIXES
+
+    p = Path(path)
+    return p.is_dir() or p.suffix.lower() in DICOM_SUFFIXES or (p.is_file() and is_dicom_file(p))

@@ -9,11 +9,13 @@ import numpy as np
 from lumbarkit.errors import InputError
 from lumbarkit.scan import Scan
 
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".png")  # a label map is written as one of these
+
 
 def label_output_path(out: Path, scan: Scan) -> Path:
     """``out`` itself when it names a file, else ``out/segmentation.<nii.gz|png>``."""
     name = out.name.lower()
-    if name.endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".png")):
+    if name.endswith(LABEL_SUFFIXES):
         return out
     return out / ("segmentation.png" if scan.metadata.source_format == "image" else "segmentation.nii.gz")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Iterator
 
 from lumbarkit.errors import InputError
+from lumbarkit.report.labelmap import LABEL_SUFFIXES
 
 MARKER = ".lumbarkit-output"  # in every output folder: which input it belongs to
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".png")
 
 
 def input_key(source) -> str:

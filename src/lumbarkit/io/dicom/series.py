@@ -18,8 +18,8 @@ import numpy as np
 from lumbarkit.errors import InputError, SeriesSelectionError
 from lumbarkit.io.dicom.headers import (
     COSINE_TOLERANCE,
-    acquisition_plane,
     Frame,
+    acquisition_plane,
     classify,
     error_reason,
     frames_from_header,
