@@ -77,25 +77,20 @@ class BatchSummary:
         return text + f"; cohort of {self.cohort.series} series, {self.cohort.discs} discs: {self.outdir / 'cohort.csv'}"
 
 
-class _workers_ignore_ctrl_c:
+@contextmanager
+def _workers_ignore_ctrl_c():
     """While the local cluster starts, SIGINT is ignored: the worker processes inherit that (Python then installs
     no KeyboardInterrupt handler in them), so Ctrl-C reaches only this process, which stops the cluster and says
     one line, instead of every worker printing a traceback. A Ctrl-C during those seconds of start-up is lost."""
+    import signal
+    import threading
 
-    def __enter__(self):
-        import signal
-        import threading
-
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -142,11 +142,12 @@ def fit_vertebra(lab: Labels, label: int, above: BodyFit | None) -> BodyFit:
 CANAL_SLICE_SEARCH = 1  # slices on each side
 
 
-def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> tuple[Measure, str | None]:
+def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach: float, who: str) -> Measure:
     """AP diameter of the canal (dural sac) behind ``centre`` along ``u``: the first contiguous run of canal on the
-    line, on whichever of slice ``k`` and its neighbours gives the widest chord (the sac's mid-sagittal slice)."""
+    line, on whichever of slice ``k`` and its neighbours gives the widest chord (the sac's mid-sagittal slice). Stenosis is
+    flagged at the discs from it (:mod:`.canal`)."""
     if not lab.has_canal:
-        return missing_measure("canal_ap", "mm", "no canal label (100)", k), None
+        return missing_measure("canal_ap", "mm", "no canal label (100)", k)
     best = None
     for kk in range(max(0, k - CANAL_SLICE_SEARCH), min(lab.labels.shape[0], k + CANAL_SLICE_SEARCH + 1)):
         raw = lab.raw(CANAL_ID, kk)
@@ -159,8 +160,8 @@ def canal_diameter(lab: Labels, k: int, centre: np.ndarray, u: np.ndarray, reach
             if best is None or line.length_mm > best.length_mm:
                 best = line
     if best is None:
-        return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k), None
-    return Measure("canal_ap", best.length_mm, "mm", best.slice_index, (best,)), None  # flagged at discs (canal.py)
+        return missing_measure("canal_ap", "mm", f"the mid-line does not cross the canal on slice {k}", k)
+    return Measure("canal_ap", best.length_mm, "mm", best.slice_index, (best,))
 
 
 def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:
@@ -180,7 +181,7 @@ def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:
     depth = lab.line(f"{n} AP depth", q.depth[0], q.depth[1], k)
     sup = lab.line(f"{n} superior endplate", *q.endplate_segment("superior"), k)
     inf = lab.line(f"{n} inferior endplate", *q.endplate_segment("inferior"), k)
-    canal, flag = canal_diameter(lab, k, q.centre, q.u, q.depth_mm + 60.0, n)
+    canal = canal_diameter(lab, k, q.centre, q.u, q.depth_mm + 60.0, n)
     return VertebraMeasurements(
         n, body.label, k, centroid, tuple(lab.plane.ras(c, k) for c in q.corners),  # type: ignore[arg-type]
         height_anterior=Measure("height_anterior", ha, "mm", k, (lines[0],)),
@@ -193,7 +194,7 @@ def vertebra_result(lab: Labels, body: BodyFit) -> VertebraMeasurements:
         biconcavity=Measure("biconcavity", hm / hp, "ratio", k),
         height_loss=missing_measure("height_loss", "%", "pending"),
         genant_grade=missing_measure("genant_grade", "grade", "pending"),
-        canal_ap=canal, canal_stenosis=flag, notes=body.notes,
+        canal_ap=canal, notes=body.notes,
     )
 
 

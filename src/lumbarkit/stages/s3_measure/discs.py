@@ -237,9 +237,8 @@ def measure_motion_segment(lab: Labels, upper: BodyFit | None, lower: BodyFit | 
     if all(h is not None and h.ok for h in hs) and all(b is not None and b.height_middle.ok for b in body_hm):
         dhi = float(np.mean([h.value for h in hs])) / float(np.mean([b.height_middle.value for b in body_hm]))  # type: ignore[union-attr,misc]
         m["disc_height_index"] = Measure("disc_height_index", dhi, "ratio", k)
-    flag = None
     if centre is not None and u_mid is not None:
-        m["canal_ap"], flag = canal_diameter(lab, k, centre, u_mid, 100.0, name)
+        m["canal_ap"] = canal_diameter(lab, k, centre, u_mid, 100.0, name)
     for f, unit in _DISC_FIELDS:
         if f not in m:
             if f in heights:
@@ -254,7 +253,7 @@ def measure_motion_segment(lab: Labels, upper: BodyFit | None, lower: BodyFit | 
                 why = body_reason or "not measurable"
             m[f] = missing_measure(f, unit, why, k)
     missing = None if any(x.ok for x in m.values()) else (disc_reason or body_reason or "not measurable")
-    return DiscMeasurements(name, up_name, lo_name, did, k, source, **m, canal_stenosis=flag, missing_reason=missing)  # type: ignore[arg-type]
+    return DiscMeasurements(name, up_name, lo_name, did, k, source, **m, missing_reason=missing)  # type: ignore[arg-type]
 
 
 def pairs(lab: Labels) -> list[tuple[str, str]]:

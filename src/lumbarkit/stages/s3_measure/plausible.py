@@ -72,17 +72,10 @@ def _gated(record, fields: list[str]) -> dict[str, Measure]:
 def gate_vertebra(v: VertebraMeasurements) -> VertebraMeasurements:
     """The body with every out-of-range value (and what was computed from it) missing."""
     fields = ["height_anterior", "height_middle", "height_posterior", "depth_ap", "wedge_ratio", "biconcavity", "canal_ap"]
-    out = _gated(v, fields)
-    if not out:
-        return v
-    flag = v.canal_stenosis if "canal_ap" not in out else None
-    return replace(v, **out, canal_stenosis=flag)
+    return replace(v, **_gated(v, fields))
 
 
 def gate_disc(d: DiscMeasurements) -> DiscMeasurements:
-    """The disc with every out-of-range value (and what was computed from it) missing; the canal flag follows."""
-    out = _gated(d, ["disc_height_index", "slip_percent", "slip_mm", "retrolisthesis", "canal_ap"])
-    if not out:
-        return d
-    flag = d.canal_stenosis if "canal_ap" not in out else None
-    return replace(d, **out, canal_stenosis=flag)
+    """The disc with every out-of-range value (and what was computed from it) missing."""
+    # the canal flag is set after the gate, from the gated values (canal.py)
+    return replace(d, **_gated(d, ["disc_height_index", "slip_percent", "slip_mm", "retrolisthesis", "canal_ap"]))
