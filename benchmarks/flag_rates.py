@@ -5,8 +5,9 @@ healthy volunteers; spider_space/ and spider_masks/: SPIDER back-pain patients),
 are made twice: from the ground-truth mask (where it labels what a flag needs) and from the
 packaged segmentation model's mask (``Pipeline.run(until="measure")``). Printed per dataset and
 mask source: discs with a slip measured, anterolisthesis of Meyerding grade >= 1, retrolisthesis
-(>= RETRO_FLAG_MM), discs with a canal measured and their absolute / relative stenosis flags,
-vertebrae with Genant >= 1, and values refused as implausible.
+(>= RETRO_FLAG_MM), discs with a dural sac measured, how many of those are under 8 and 10 mm, their
+absolute / relative stenosis flags (which also need a focal narrowing), vertebrae graded (T4-L4) and
+those with Genant >= 1, and measures refused as implausible (with what depends on them).
 
 Population anchors: absolute central stenosis ~7 %, relative ~20 % of adults (Kalichman et al.
 2009, Framingham CT), far less in young volunteers; degenerative spondylolisthesis ~ 3-12 % of
@@ -33,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from measure_real import _spider_labels  # noqa: E402  (SPIDER semantic masks -> disc ids + canal)
 
-COUNTS = ("discs", "slip", "meyerding>=1", "retro", "canal", "absolute", "relative", "bodies", "genant>=1", "implausible")
+COUNTS = ("discs", "slip", "meyerding>=1", "retro", "canal", "sac<8mm", "sac<10mm", "absolute", "relative", "graded",
+          "genant>=1", "implausible")
 
 
 def tally(m, out: dict[str, int]) -> None:
@@ -48,11 +50,13 @@ def tally(m, out: dict[str, int]) -> None:
             out["retro"] += int(bool(d.retrolisthesis.ok and d.retrolisthesis.value >= RETRO_FLAG_MM))
         if d.canal_ap.ok:
             out["canal"] += 1
+            out["sac<8mm"] += int(d.canal_ap.value < 8.0)
+            out["sac<10mm"] += int(d.canal_ap.value < 10.0)
             out["absolute"] += int(d.canal_stenosis == "absolute")
             out["relative"] += int(d.canal_stenosis == "relative")
         out["implausible"] += sum("implausible" in (x.missing_reason or "") for x in d.measures())
     for v in m.vertebrae:
-        out["bodies"] += 1
+        out["graded"] += int(v.genant_grade.ok)
         out["genant>=1"] += int(bool(v.genant_grade.ok and v.genant_grade.value))
         out["implausible"] += sum("implausible" in (x.missing_reason or "") for x in v.measures())
 
@@ -124,8 +128,8 @@ def main() -> None:
     for (dataset, source), t in sorted(table.items()):
         cells = [dataset, source, str(t["scans"])]
         for c in COUNTS:
-            base = t["slip"] if c in ("meyerding>=1", "retro") else t["canal"] if c in ("absolute", "relative") else \
-                t["bodies"] if c == "genant>=1" else None
+            base = t["slip"] if c in ("meyerding>=1", "retro") else \
+                t["canal"] if c in ("absolute", "relative", "sac<8mm", "sac<10mm") else t["graded"] if c == "genant>=1" else None
             cells.append(f"{t[c]} ({100 * t[c] / base:.0f} %)" if base else str(t[c]))
         print(" | ".join(cells))
 

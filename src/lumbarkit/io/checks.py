@@ -1,7 +1,8 @@
 """Is this plausibly a sagittal spine MRI? Checks made on the scan's geometry and values before any analysis.
 
-Ranges: a lumbar sagittal field of view is 200-450 mm high in practice; the real scans in
-``../shared/data`` span 112 x 147 mm (a cropped SPIDER slice) to 661 x 730 mm (SPIDER 207); anything
+Ranges: a lumbar sagittal field of view is 200-450 mm high in practice; the 457 real scans in
+``../shared/data`` span 112 x 147 mm (a cropped SPIDER slice) to 661 x 730 mm (SPIDER 207;
+``python benchmarks/measure_ranges.py``); anything
 under 60 mm or over 800 mm along a side is a wrong pixel spacing (a PNG given 10x its spacing is
 metres wide) or not a spine.
 A sagittal acquisition has its thickest spacing left-right; when an in-plane axis of the canonical

@@ -22,7 +22,8 @@ GENANT_THRESHOLDS = (20.0, 25.0, 40.0)  # height loss % where grades 1, 2, 3 sta
 # AP diameter at the disc AND its narrowing against the sac behind the adjacent bodies (a focal compression). On the
 # predicted masks of healthy volunteers (vb2, ivd) these flag 0 % absolute / 0-2 % relative; on SPIDER back-pain
 # patients' ground truth the AP alone is < 8 mm at 6-16 % and < 10 mm at 20-38 % of discs, against population
-# prevalence of ~7 % absolute and ~20 % relative stenosis (Kalichman et al. 2009). `python benchmarks/flag_rates.py`.
+# prevalence of ~7 % absolute and ~20 % relative stenosis (Kalichman et al. 2009). `python benchmarks/flag_rates.py`
+# prints all of these (columns sac<8mm, sac<10mm, absolute, relative).
 CANAL_ABSOLUTE_MM = 8.0  # sac AP at the disc below this ...
 CANAL_ABSOLUTE_RATIO = 0.5  # ... and below half the sac behind the adjacent bodies: absolute central stenosis
 CANAL_RELATIVE_MM = 10.0  # below this ...
