@@ -14,8 +14,9 @@ Point3 = tuple[float, float, float]
 
 SLIP_NONE_PERCENT = 8.0  # anterior slip below this (~3 mm on a 35 mm body) is no listhesis: Meyerding grade 0
 # Retrolisthesis is reported in mm, not graded by Meyerding (who graded anterior slips); flagged from 3 mm, the usual
-# radiological threshold (e.g. Shen et al. 2007, Spine 32:E446). Healthy volunteers' ground-truth masks: median
-# posterior offset 1-2 mm, 10th percentile 2-4.5 mm (larger lower bodies); `python benchmarks/flag_rates.py` gives rates.
+# radiological threshold (e.g. Shen et al. 2007, Spine 32:E446). Ground-truth masks: posterior offset median 1.6 mm,
+# p99 5.6 mm (`python benchmarks/measure_ranges.py`; lower bodies are larger), so the flag fires on 7 % (vb2) and
+# 26 % (vb3) of healthy levels (`python benchmarks/flag_rates.py`): a finding to read, not a grade.
 RETRO_FLAG_MM = 3.0
 GENANT_THRESHOLDS = (20.0, 25.0, 40.0)  # height loss % where grades 1, 2, 3 start
 # Central stenosis at a disc, from the segmented dural sac (not the bony canal, for which 10/13 mm were set): the sac's
