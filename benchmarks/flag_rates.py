@@ -64,6 +64,7 @@ def tally(m, out: dict[str, int]) -> None:
 def cases(data: Path, limit: int | None):
     """(dataset, image path, ground-truth VerSe label map loader, spacing or None) of every real scan."""
     from lumbarkit.io.volume import read_label_volume
+    from lumbarkit.training.grade.data import read_series
 
     with open(data / "volumes" / "index.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -75,19 +76,12 @@ def cases(data: Path, limit: int | None):
     for r in rows[:limit]:
         yield "spider_space", data / "spider_space" / f"{r['series']}_image.nii.gz", \
             (lambda s=r["series"]: _spider_labels(read_label_volume(data / "spider_space" / f"{s}_label.nii.gz"))), None
-    with open(data / "spider" / "series.csv") as fh:
-        spacing = {r["series"]: r for r in csv.DictReader(fh)}
+    spacing = {r["series"]: r["spacing_mm"] for r in read_series(data / "spider")}
     with open(data / "spider_masks" / "index.csv") as fh:
         rows = list(csv.DictReader(fh))
     for r in rows[:limit]:
         yield "spider_masks", data / "spider" / "images" / f"{r['series']}.png", \
-            (lambda s=r["series"]: _png_labels(data / "spider_masks" / f"{s}_label.png")), _pixel_spacing(spacing[r["series"]])
-
-
-def _pixel_spacing(row: dict) -> tuple[float, float]:
-    key = next(k for k in row if k.lower().replace(" ", "").startswith("pixelspacing"))
-    vals = [float(v) for v in str(row[key]).strip("[]() ").replace(",", " ").split()]
-    return (vals[0], vals[1] if len(vals) > 1 else vals[0])
+            (lambda s=r["series"]: _png_labels(data / "spider_masks" / f"{s}_label.png")), spacing[r["series"]]
 
 
 def _png_labels(path: Path) -> np.ndarray:

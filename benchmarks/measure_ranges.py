@@ -31,6 +31,7 @@ def main() -> None:
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
     from lumbarkit.stages.s3_measure import measure
+    from lumbarkit.training.grade.data import read_series
 
     plausible.RANGES.clear()  # raw values: nothing refused
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -59,12 +60,9 @@ def main() -> None:
         a = np.asarray(v)
         print(f"{kind} {name:26s} n {a.size:4d}  min {a.min():7.2f}  p1 {np.percentile(a, 1):7.2f}  "
               f"median {np.median(a):7.2f}  p99 {np.percentile(a, 99):7.2f}  max {a.max():7.2f}")
-    with open(args.data / "spider" / "series.csv") as fh:
-        for r in csv.DictReader(fh):
-            key = next(k for k in r if k.lower().replace(" ", "").startswith("pixelspacing"))
-            sp = [float(x) for x in str(r[key]).strip("[]() ").replace(",", " ").split()][:2]
-            scan = load_scan(args.data / "spider" / "images" / f"{r['series']}.png", spacing_mm=sp)
-            fov.append((scan.shape[1] * scan.spacing_mm[1], scan.shape[2] * scan.spacing_mm[2], r["series"]))
+    for r in read_series(args.data / "spider"):
+        scan = load_scan(args.data / "spider" / "images" / f"{r['series']}.png", spacing_mm=r["spacing_mm"])
+        fov.append((scan.shape[1] * scan.spacing_mm[1], scan.shape[2] * scan.spacing_mm[2], r["series"]))
     small = min(fov, key=lambda f: min(f[:2]))
     large = max(fov, key=lambda f: max(f[:2]))
     print(f"field of view of {len(fov)} real scans: smallest {small[0]:.0f} x {small[1]:.0f} mm ({small[2]}), "

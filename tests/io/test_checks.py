@@ -73,9 +73,7 @@ def test_every_real_scan_passes(shared_data):
         volumes += [shared_data / "spider_space" / f"{r['series']}_image.nii.gz" for r in csv.DictReader(fh)]
     for path in volumes:
         check_scan(load_scan(path))
-    with open(shared_data / "spider" / "series.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    key = next(k for k in rows[0] if k.lower().replace(" ", "").startswith("pixelspacing"))
-    for r in rows:
-        spacing = [float(v) for v in str(r[key]).strip("[]() ").replace(",", " ").split()]
-        check_scan(load_scan(shared_data / "spider" / "images" / f"{r['series']}.png", spacing_mm=spacing[:2]))
+    from lumbarkit.training.grade.data import read_series
+
+    for r in read_series(shared_data / "spider"):
+        check_scan(load_scan(shared_data / "spider" / "images" / f"{r['series']}.png", spacing_mm=r["spacing_mm"]))
