@@ -47,6 +47,7 @@ ALLOWED_SETS: tuple[frozenset, ...] = (
     ALL - {DISC},  # 10 unlabelled pixel of a disc-only source (ivd)
     frozenset({BACKGROUND, CANAL, POSTERIOR}),  # 11 unlabelled pixel of slices2d
     frozenset({SACRUM, POSTERIOR}),  # 12 SPIDER vertebra below the lowest disc (sacrum)
+    frozenset({BODY, POSTERIOR}),  # 13 spider_masks vertebra above the lowest disc (never sacrum)
 )
 IGNORE = 0
 BELOW_LOWEST_LABEL = 8  # anything but a vertebral body
@@ -69,6 +70,35 @@ class TrainingSlice:
     source: str
     image: np.ndarray  # (rows, cols) float32
     codes: np.ndarray  # (rows, cols) uint8
+    sequence: str = "unknown"
+
+
+def _lowest_disc_plane(disc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centre (row, col) and inferior-pointing normal of the lowest disc of a 2D mask, or None."""
+    from scipy import ndimage
+
+    dlab, nd = ndimage.label(disc)
+    if nd == 0:
+        return None
+    sizes = ndimage.sum_labels(disc, dlab, index=np.arange(1, nd + 1))
+    keep = [i + 1 for i in range(nd) if sizes[i] >= 0.3 * sizes.max()]
+    lowest = max(keep, key=lambda i: np.argwhere(dlab == i)[:, 0].mean())
+    pts = np.argwhere(dlab == lowest).astype(float)
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    normal = vecs[:, 0] if vecs[0, 0] >= 0 else -vecs[:, 0]  # thin direction, pointing inferior
+    return centre, normal
+
+
+def below_lowest_disc_plane(disc: np.ndarray, margin_px: float = 0.0) -> np.ndarray:
+    """Pixels of a 2D mask's grid lying more than ``margin_px`` below the plane of its lowest disc."""
+    plane = _lowest_disc_plane(disc)
+    out = np.zeros(disc.shape, dtype=bool)
+    if plane is None:
+        return out
+    centre, normal = plane
+    rr, cc = np.indices(disc.shape)
+    return (rr - centre[0]) * normal[0] + (cc - centre[1]) * normal[1] > margin_px
 
 
 def _below_lowest_disc(bone: np.ndarray, disc: np.ndarray) -> np.ndarray:
@@ -79,16 +109,10 @@ def _below_lowest_disc(bone: np.ndarray, disc: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     out = np.zeros(bone.shape, dtype=bool)
-    dlab, nd = ndimage.label(disc)
-    if nd == 0:
+    plane = _lowest_disc_plane(disc)
+    if plane is None:
         return out
-    sizes = ndimage.sum_labels(disc, dlab, index=np.arange(1, nd + 1))
-    keep = [i + 1 for i in range(nd) if sizes[i] >= 0.3 * sizes.max()]
-    lowest = max(keep, key=lambda i: np.argwhere(dlab == i)[:, 0].mean())
-    pts = np.argwhere(dlab == lowest).astype(float)
-    centre = pts.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
-    normal = vecs[:, 0] if vecs[0, 0] >= 0 else -vecs[:, 0]  # thin direction, pointing inferior
+    centre, normal = plane
     blab, nb = ndimage.label(bone)
     for i in range(1, nb + 1):
         comp = blab == i
@@ -161,6 +185,47 @@ def codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
     return codes
 
 
+SPIDER_MASK_VALUES = {"vertebra": 1, "disc": 2, "canal": 3}  # spider_masks/*_label.png
+
+
+def spider_mask_codes(raw: np.ndarray) -> np.ndarray:
+    """Target codes of one spider_masks slice (0 background, 1 whole vertebra, 2 disc, 3 canal).
+
+    Every vertebra, disc and the canal in view are labelled, but not the sacrum: pixels below the
+    plane of the lowest disc may be anything but a vertebral body (code 8), a labelled vertebra
+    above it is a body or posterior elements, never sacrum (13), one below it is sacral (12)."""
+    vertebra, disc = raw == SPIDER_MASK_VALUES["vertebra"], raw == SPIDER_MASK_VALUES["disc"]
+    codes = np.ones(raw.shape, dtype=np.uint8)
+    codes[below_lowest_disc_plane(disc)] = BELOW_LOWEST_LABEL
+    codes[vertebra] = 13
+    codes[_below_lowest_disc(vertebra, disc)] = 12
+    codes[disc] = 3
+    codes[raw == SPIDER_MASK_VALUES["canal"]] = 4
+    return codes
+
+
+SOURCE_SEQUENCE = {"vb1": "mixed T1/T2/TIRM", "vb2": "t2", "vb3": "water-fat", "ivd": "t2", "slices2d": "t2",
+                   "spider_space": "t2_SPACE"}
+
+
+def _spider_mask_cases(data: Path) -> list[dict]:
+    """SPIDER mid-sagittal slices with ground-truth masks (spider_masks/), spacing from spider/series.csv."""
+    from lumbarkit.training.grade.data import read_series, sequence_of
+
+    masks = data / "spider_masks"
+    rows = _read_index(masks / "index.csv")
+    if not rows or not (data / "spider" / "series.csv").is_file():
+        return []
+    spacing = {r["series"]: r["spacing_mm"] for r in read_series(data / "spider")}
+    cases = [
+        {"case": f"mask_{r['series']}", "patient": f"spider_{r['patient']}", "source": "spider_masks",
+         "sequence": sequence_of(r["series"]), "image": data / "spider" / "images" / f"{r['series']}.png",
+         "label": masks / f"{r['series']}_label.png", "spacing_mm": spacing.get(r["series"])}
+        for r in rows
+    ]
+    return [c for c in cases if c["image"].exists() and c["label"].exists() and c["spacing_mm"]]
+
+
 def _read_index(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -180,7 +245,8 @@ def _volume_cases(data: Path) -> list[dict]:
          "image": space / f"{r['series']}_image.nii.gz", "label": space / f"{r['series']}_label.nii.gz"}
         for r in _read_index(space / "index.csv")
     ]
-    cases = [c for c in cases if c["image"].exists() and c["label"].exists()]
+    cases = [{**c, "sequence": SOURCE_SEQUENCE[c["source"]]} for c in cases
+             if c["image"].exists() and c["label"].exists()]
     return group_same_patients(cases)
 
 
@@ -226,10 +292,10 @@ SLICES2D_SPACING_MM = 1.3  # not recorded by the source; estimated from body siz
 
 def list_cases(data: Path) -> list[dict]:
     """All labelled training cases under ``data`` (the shared data folder), sorted by case id."""
-    cases = _volume_cases(data)
+    cases = _volume_cases(data) + _spider_mask_cases(data)
     for image in sorted((data / "slices2d").glob("slice*_image.png")):
         name = image.name.replace("_image.png", "")
-        cases.append({"case": name, "patient": f"slices2d_{name}", "source": "slices2d",
+        cases.append({"case": name, "patient": f"slices2d_{name}", "source": "slices2d", "sequence": "t2",
                       "image": image, "label": image.with_name(f"{name}_label.png")})
     return sorted(cases, key=lambda c: c["case"])
 
@@ -250,6 +316,11 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
         codes[raw == 2] = 7
         codes[_below_lowest_disc(raw == 2, raw == 1)] = 5
         codes = codes[None]
+    elif case["source"] == "spider_masks":
+        import imageio.v3 as iio
+
+        scan = load_scan(case["image"], spacing_mm=case["spacing_mm"])
+        codes = spider_mask_codes(np.asarray(iio.imread(case["label"])))[None]
     else:
         scan = load_scan(case["image"])
         labels = read_label_volume(case["label"])
@@ -262,5 +333,5 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
         factors = (spacing_rc[0] / target_mm, spacing_rc[1] / target_mm)
         img = resample_2d(normalise_slice(scan.array[k]), factors, order=1)
         cod = resample_2d(codes[k], factors, order=0).astype(np.uint8)
-        out.append(TrainingSlice(case["case"], case["patient"], case["source"], img, cod))
+        out.append(TrainingSlice(case["case"], case["patient"], case["source"], img, cod, case.get("sequence", "unknown")))
     return out

@@ -57,11 +57,57 @@ def structure_scores(source: str, classes: np.ndarray, truth: np.ndarray) -> dic
         out["vertebra"] = _dice_iou(bone | (classes == POSTERIOR), truth == 1)
         out["disc"] = _dice_iou(classes == DISC, truth == 2)
         out["spinal_canal"] = _dice_iou(classes == CANAL, truth == 3)
+    elif source == "spider_masks":
+        region = spider_mask_region(truth[0])[None]
+        out["vertebra"] = _dice_iou((bone | (classes == POSTERIOR)) & region, truth == 1)
+        out["disc"] = _dice_iou((classes == DISC) & region, truth == 2)
+        out["spinal_canal"] = _dice_iou((classes == CANAL) & region, truth == 3)
     elif source == "slices2d":
         out["disc"] = _dice_iou(classes == DISC, truth == 1)
         if (truth == 2).any():
             out["vertebral_body"] = _dice_iou(bone, truth == 2)
     return out
+
+
+def spider_mask_region(truth2d: np.ndarray) -> np.ndarray:
+    """Where a spider_masks slice is evaluated: every labelled pixel, and unlabelled pixels above the
+    plane of the lowest disc (the sacrum below it is not labelled, so a prediction there is no error)."""
+    from lumbarkit.training.segment.data import below_lowest_disc_plane
+
+    return (truth2d > 0) | ~below_lowest_disc_plane(truth2d == 2)
+
+
+def disc_ids_from_bottom(truth2d: np.ndarray, min_fraction: float = 0.3) -> np.ndarray:
+    """Level ids of a slice's labelled discs ordered from the bottom: the lowest is L5/S1 (124),
+    the next L4/L5 (123), ... (SPIDER labels the lowest lumbar disc; usual anatomy assumed).
+    Components smaller than ``min_fraction`` of the largest are left out (0)."""
+    from scipy import ndimage
+
+    from lumbarkit.levels import DISC_OFFSET
+
+    lab, n = ndimage.label(truth2d == 2)
+    out = np.zeros(truth2d.shape, dtype=np.int32)
+    if n == 0:
+        return out
+    sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
+    keep = [i + 1 for i in range(n) if sizes[i] >= min_fraction * sizes.max()]
+    rows = ndimage.center_of_mass(np.ones_like(lab), lab, keep)
+    for k, i in enumerate(sorted(keep, key=lambda i: -rows[keep.index(i)][0])):
+        out[lab == i] = DISC_OFFSET + 24 - k  # 124 = L5/S1
+    return out
+
+
+def disc_detection(pred_labels2d: np.ndarray, true_ids2d: np.ndarray, region: np.ndarray) -> dict:
+    """Every labelled disc overlapped by a predicted disc instance, and no predicted disc instance
+    (inside ``region``) that overlaps no labelled disc."""
+    from lumbarkit.levels import DISC_OFFSET
+
+    true_ids = [int(v) for v in np.unique(true_ids2d) if v]
+    found = sum(1 for t in true_ids if (pred_labels2d[true_ids2d == t] > DISC_OFFSET).any())
+    pred_ids = [int(v) for v in np.unique(pred_labels2d[region]) if v > DISC_OFFSET]
+    extra = sum(1 for p in pred_ids if not (true_ids2d[pred_labels2d == p] > 0).any())
+    return {"discs_true": len(true_ids), "discs_found": found, "discs_extra": extra,
+            "discs_all_found": found == len(true_ids) and extra == 0}
 
 
 def naming_scores(labels_pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -87,19 +133,19 @@ def evaluate_case(case: dict, predict: Callable, target_mm: float) -> dict:
     from lumbarkit.stages.s1_segment import predict_probabilities
     from lumbarkit.stages.s2_localize import localize
 
-    if case["source"] == "slices2d":
+    if case["source"] in ("slices2d", "spider_masks"):
         import imageio.v3 as iio
 
         from lumbarkit.training.segment.data import SLICES2D_SPACING_MM
 
-        scan = load_scan(case["image"], spacing_mm=(SLICES2D_SPACING_MM,) * 2)
+        scan = load_scan(case["image"], spacing_mm=case.get("spacing_mm") or (SLICES2D_SPACING_MM,) * 2)
         truth = np.asarray(iio.imread(case["label"]))[None].astype(np.int32)
     else:
         scan = load_scan(case["image"])
         truth = read_label_volume(case["label"])
     probs = predict_probabilities(scan, predict, target_mm)
     classes = probs.argmax(axis=1)
-    row = {"case": case["case"], "source": case["source"]}
+    row = {"case": case["case"], "source": case["source"], "sequence": case.get("sequence", "unknown")}
     for name, (d, i) in structure_scores(case["source"], classes, truth).items():
         row[f"dice_{name}"] = round(d, 4)
         row[f"iou_{name}"] = round(i, 4)
@@ -111,7 +157,24 @@ def evaluate_case(case: dict, predict: Callable, target_mm: float) -> dict:
         row["naming_all_correct"] = naming["all_correct"]
         row["naming"] = naming["levels"]
         row["sacrum_found"] = levels.sacrum_found
+    if case["source"] == "spider_masks":
+        row.update(_spider_mask_rows(scan, probs, classes, truth[0]))
     return row
+
+
+def _spider_mask_rows(scan, probs, classes, truth2d) -> dict:
+    """Disc detection, naming from the bottom, and how much of the predicted bodies lies in a true vertebra."""
+    from lumbarkit.stages.s2_localize import localize
+
+    levels = localize(scan, probs)
+    pred = levels.segmentation.labels[0]
+    region = spider_mask_region(truth2d)
+    ids = disc_ids_from_bottom(truth2d)
+    naming = naming_scores(pred[None], ids[None])
+    body = (classes[0] == BODY) & region
+    return {**disc_detection(pred, ids, region), "naming_correct": naming["correct"], "naming_total": naming["total"],
+            "naming_all_correct": naming["all_correct"], "naming": naming["levels"], "sacrum_found": levels.sacrum_found,
+            "body_inside_vertebra": round(float((truth2d[body] == 1).mean()), 4) if body.any() else None}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -127,8 +190,17 @@ def summarise(rows: list[dict]) -> dict:
             out["overall"][m] = {"mean": round(float(s.mean()), 4), "median": round(float(s.median()), 4), "n": int(len(s))}
     for src, g in df.groupby("source"):
         out["by_source"][src] = {m: round(float(g[m].mean()), 4) for m in metrics if g[m].notna().any()}
+    if "sequence" in df:
+        out["by_sequence"] = {f"{src} {seq}": {m: round(float(g[m].mean()), 4) for m in metrics if g[m].notna().any()}
+                              for (src, seq), g in df.groupby(["source", "sequence"])}
+    if "discs_all_found" in df:
+        det = df.dropna(subset=["discs_all_found"])
+        out["disc_detection"] = {"slices": int(len(det)), "all_found_no_extra": round(float(det["discs_all_found"].astype(bool).mean()), 4),
+                                 "body_inside_vertebra": round(float(det["body_inside_vertebra"].dropna().mean()), 4)}
     if "naming_all_correct" in df:
         named = df.dropna(subset=["naming_all_correct"])
+        out["naming_by_source"] = {src: {"cases_all_correct": int(g["naming_all_correct"].astype(bool).sum()), "cases": int(len(g))}
+                                   for src, g in named.groupby("source")}
         out["naming"] = {
             "cases_all_correct": int(named["naming_all_correct"].astype(bool).sum()),
             "cases": int(len(named)),

@@ -26,7 +26,8 @@ from lumbarkit.training.segment.data import (
 log = logging.getLogger(__name__)
 
 # How often each source is drawn per training sample (sources differ a lot in size).
-DEFAULT_SOURCE_WEIGHTS = {"vb3": 0.22, "vb2": 0.14, "vb1": 0.18, "ivd": 0.12, "spider_space": 0.28, "slices2d": 0.06}
+DEFAULT_SOURCE_WEIGHTS = {"vb3": 0.18, "vb2": 0.11, "vb1": 0.14, "ivd": 0.09, "spider_space": 0.22, "slices2d": 0.06,
+                          "spider_masks": 0.20}
 
 
 @dataclass
@@ -45,12 +46,19 @@ class SegTrainConfig:
     channels: tuple = (16, 32, 64, 128, 256)
     strides: tuple = (2, 2, 2, 2)
     num_res_units: int = 0
+    invert_prob: float = 0.15  # contrast inversion (T2 CSF bright -> dark as on T1)
+    lowres_prob: float = 0.2  # simulated coarser acquisition (down- and up-sampling)
     source_weights: dict = field(default_factory=lambda: dict(DEFAULT_SOURCE_WEIGHTS))
 
     def architecture(self) -> dict:
         return {"name": "monai.UNet", "spatial_dims": 2, "in_channels": 1, "out_channels": NUM_CLASSES,
                 "channels": list(self.channels), "strides": list(self.strides), "num_res_units": self.num_res_units,
                 "norm": "instance"}
+
+
+def invert_intensity(image):
+    """Contrast inversion of an image in [0, 1] (CSF bright on T2 becomes dark, as on T1)."""
+    return 1.0 - image
 
 
 def _transforms(cfg: SegTrainConfig):
@@ -68,6 +76,9 @@ def _transforms(cfg: SegTrainConfig):
         T.RandScaleIntensityd(["image"], prob=0.5, factors=0.2),
         T.RandGaussianSmoothd(["image"], prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0)),
         T.RandGaussianNoised(["image"], prob=0.3, std=0.04),
+        T.RandLambdad(["image"], func=invert_intensity, prob=cfg.invert_prob),
+        T.RandSimulateLowResolutiond(["image"], prob=cfg.lowres_prob, downsample_mode="nearest", upsample_mode="bilinear",
+                                     zoom_range=(0.5, 1.0)),
     ])
 
 
