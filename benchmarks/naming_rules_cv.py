@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-import lumbarkit.stages.s2_localize as localize_module
+import lumbarkit.stages.s2_localize.chain as chain_module
+import lumbarkit.stages.s2_localize.naming as naming_module
+from lumbarkit.stages.s2_localize import localize
 from lumbarkit.io import load_scan
 from lumbarkit.io.volume import read_label_volume
 from lumbarkit.stages.s1_segment import predict_probabilities
@@ -25,19 +27,19 @@ from lumbarkit.training.segment.data import list_cases
 from lumbarkit.training.segment.evaluate import naming_scores, torch_predictor
 from lumbarkit.training.segment.train import SegTrainConfig, finished_net
 
-RULES_OFF = {"MIN_CUT_WIDTH_MM": 1e9, "MIDLINE_PRIOR_SIGMA": 1e9}
+RULES_OFF = {(naming_module, "MIN_CUT_WIDTH_MM"): 1e9, (chain_module, "MIDLINE_PRIOR_SIGMA"): 1e9}
 
 
 def all_correct(scan, probs, truth, rules: bool) -> bool:
-    saved = {k: getattr(localize_module, k) for k in RULES_OFF}
+    saved = {k: getattr(*k) for k in RULES_OFF}
     try:
         if not rules:
-            for k, v in RULES_OFF.items():
-                setattr(localize_module, k, v)
-        return bool(naming_scores(localize_module.localize(scan, probs).segmentation.labels, truth)["all_correct"])
+            for (module, name), v in RULES_OFF.items():
+                setattr(module, name, v)
+        return bool(naming_scores(localize(scan, probs).segmentation.labels, truth)["all_correct"])
     finally:
-        for k, v in saved.items():
-            setattr(localize_module, k, v)
+        for (module, name), v in saved.items():
+            setattr(module, name, v)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ class PipelineConfig:
     segment_model / grade_model : model folder paths (default: the packaged models).
     tta : test-time augmentation in the grader.
     hotspots : compute occlusion evidence maps for ``hotspot_tasks``.
+    lumbar_vertebrae : 4, 5 or 6 when the spine's lumbar count is known (transitional anatomy); None assumes 5.
     """
 
     segment_model: str | None = None
@@ -45,6 +46,7 @@ class PipelineConfig:
     hotspots: bool = True
     hotspot_tasks: tuple[str, ...] = HOTSPOT_TASKS
     hotspot_method: str = "occlusion"
+    lumbar_vertebrae: int | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -72,6 +74,8 @@ class PipelineConfig:
 
                 if value not in METHODS:
                     raise InputError(f"config {path.name}: hotspot_method must be one of {', '.join(METHODS)}")
+            if key == "lumbar_vertebrae" and value not in (None, 4, 5, 6):
+                raise InputError(f"config {path.name}: lumbar_vertebrae must be 4, 5 or 6")
             if key == "hotspot_tasks":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise InputError(f"config {path.name}: hotspot_tasks must be a list of task names")
@@ -123,7 +127,8 @@ class Pipeline:
                 self._grader_missing = str(exc)
         return self._grader
 
-    def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False) -> ScanResult:
+    def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False,
+                lumbar_vertebrae: int | None = None) -> ScanResult:
         """Analyse a scan (a :class:`Scan` or a path :func:`lumbarkit.load_scan` reads) with every stage.
 
         With ``keep_phi`` the patient/study identifiers of a DICOM source are kept in the result.
@@ -133,16 +138,18 @@ class Pipeline:
         InputError : unreadable input, or no spine found on it.
         ModelError : a model folder is missing or corrupt.
         """
-        return self.run(source, spacing_mm=spacing_mm, series=series, keep_phi=keep_phi)
+        return self.run(source, spacing_mm=spacing_mm, series=series, keep_phi=keep_phi, lumbar_vertebrae=lumbar_vertebrae)
 
     def run(self, source, *, until: str = "hotspots", spacing_mm=None, series: str | None = None, keep_phi: bool = False,
-            labels=None, require_spine: bool = True, on_stage: Callable[[str], None] | None = None) -> ScanResult:
+            labels=None, require_spine: bool = True, on_stage: Callable[[str], None] | None = None,
+            lumbar_vertebrae: int | None = None) -> ScanResult:
         """Run the chain up to and including the stage ``until`` (one of :data:`STAGES`).
 
         ``labels`` (a :class:`LabelMap` or array of VerSe ids on the scan's grid) replaces the segment stage: its
         ids name the levels. ``require_spine=False`` skips the not-a-spine check (training data keeps every series).
         Stages after ``until`` are None / empty in the result; hotspots also need ``config.hotspots``.
         ``on_stage`` is called with each stage's name as it starts ("load", "segment", ...): the CLI shows it.
+        ``lumbar_vertebrae`` (4, 5 or 6) overrides ``config.lumbar_vertebrae`` for this scan.
         """
         if until not in STAGES:
             raise ValueError(f"until must be one of {', '.join(STAGES)}, got {until!r}")
@@ -158,7 +165,7 @@ class Pipeline:
         models: list[ModelInfo] = []
         if labels is None:
             stage("segment")
-            levels = self._segment(scan, timings, require_spine)
+            levels = self._segment(scan, timings, require_spine, lumbar_vertebrae or self.config.lumbar_vertebrae)
             models.append(ModelInfo("segmentation", self.segmenter.name, self.segmenter.version, self.segmenter.onnx_sha256))
         else:
             from lumbarkit.results.labelmap import LabelMap
@@ -167,7 +174,7 @@ class Pipeline:
             label_map = LabelMap.on_grid_of(scan, labels)
             check_label_convention(label_map.present_labels)
             levels = Levels.from_label_map(scan, label_map)
-        warnings = list(levels.warnings)
+        warnings = levels.user_warnings()
         measurements = grades = crops = None
         hotspots: dict = {}
         if last >= STAGES.index("measure"):
@@ -190,7 +197,7 @@ class Pipeline:
 
         return source if isinstance(source, Scan) else load_scan(source, spacing_mm=spacing_mm, series=series)
 
-    def _segment(self, scan: Scan, timings: dict[str, float], require_spine: bool):
+    def _segment(self, scan: Scan, timings: dict[str, float], require_spine: bool, lumbar_vertebrae: int | None):
         """Stages 1-2: class probabilities, then named levels; a scan that is not a spine is an InputError."""
         from lumbarkit.stages.s1_segment import segment
         from lumbarkit.stages.s2_localize import localize
@@ -199,7 +206,7 @@ class Pipeline:
         semantic = segment(scan, model=self.segmenter)
         timings["segment"] = time.perf_counter() - t
         t = time.perf_counter()
-        levels = localize(scan, semantic.probabilities)
+        levels = localize(scan, semantic.probabilities, lumbar_vertebrae=lumbar_vertebrae)
         timings["localize"] = time.perf_counter() - t
         reason = not_a_spine(scan, levels, semantic.probabilities) if require_spine else None
         if reason:

@@ -14,8 +14,9 @@ Folder (searched recursively, hidden entries skipped):
   ``report.html``) are skipped.
 
 Manifest: a CSV with the column ``input`` (paths relative to the manifest's folder or
-absolute) and optional ``id``, ``spacing_row_mm``, ``spacing_col_mm``, ``series``; other
-columns are ignored. One row is one job.
+absolute) and optional ``id``, ``spacing_row_mm``, ``spacing_col_mm``, ``series`` and
+``lumbar_vertebrae`` (4, 5 or 6 for a spine known to be transitional); other columns are ignored.
+One row is one job.
 
 A job's id is the manifest's ``id`` or a short hash of the input's path relative to INPUT
 (plus the SeriesInstanceUID for a DICOM series): stable across runs, and never built from a
@@ -35,7 +36,7 @@ from pathlib import Path
 from lumbarkit.errors import InputError
 from lumbarkit.io.readers import IMAGE_SUFFIXES, VOLUME_SUFFIXES
 
-MANIFEST_COLUMNS = ("input", "id", "spacing_row_mm", "spacing_col_mm", "series")
+MANIFEST_COLUMNS = ("input", "id", "spacing_row_mm", "spacing_col_mm", "series", "lumbar_vertebrae")
 OUTDIR_MARKER = ".lumbarkit-batch"  # present in every batch output folder (also its lock file)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ID_HASH_CHARS = 12
@@ -60,13 +61,14 @@ class Job:
     spacing_mm: tuple[float, float] | None = None
     files: tuple[str, ...] = ()
     error: str | None = None
+    lumbar_vertebrae: int | None = None
 
     def key(self) -> dict:
         """What identifies the job's input; a completed output with another key is redone. The fingerprint changes
         when a file of the series is replaced, touched, added or removed, or the input lies under another root."""
         return {"input": self.display, "series": self.series,
                 "spacing_mm": list(self.spacing_mm) if self.spacing_mm is not None else None,
-                "fingerprint": self.fingerprint()}
+                "lumbar_vertebrae": self.lumbar_vertebrae, "fingerprint": self.fingerprint()}
 
     def fingerprint(self) -> str:
         """sha256 of (absolute path, size, modification time) of every file the job reads."""
@@ -173,6 +175,15 @@ def _spacing(row: dict, where: str) -> tuple[tuple[float, float] | None, str | N
     return values, None
 
 
+def _lumbar(row: dict, where: str) -> tuple[int | None, str | None]:
+    cell = (row.get("lumbar_vertebrae") or "").strip()
+    if not cell:
+        return None, None
+    if cell not in ("4", "5", "6"):
+        return None, f"{where}: lumbar_vertebrae must be 4, 5 or 6, got {cell!r}"
+    return int(cell), None
+
+
 def read_manifest(path: str | Path) -> list[Job]:
     """Jobs of a manifest CSV, one per row (paths relative to the manifest's folder).
 
@@ -205,11 +216,13 @@ def read_manifest(path: str | Path) -> list[Job]:
         job_id = (row.get("id") or "").strip() or hash_id(display, series)
         check_id(job_id, where)
         spacing, error = _spacing(row, where)
+        lumbar, lumbar_error = _lumbar(row, where)
+        error = error or lumbar_error
         if error is None and not target.exists():
             error = f"input not found: {display}"
         elif error is None and target.is_file() and _kind(target.name) == "image" and spacing is None:
             error = NO_SPACING
-        jobs.append(Job(job_id, str(target.resolve()), display, series, spacing, (), error))
+        jobs.append(Job(job_id, str(target.resolve()), display, series, spacing, (), error, lumbar))
     if not jobs:
         raise InputError(f"manifest {path.name} lists no inputs")
     return jobs

@@ -168,7 +168,8 @@ def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | No
         watchdog.start()
     try:
         pipeline = worker_pipeline(config)
-        result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series)
+        result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series,
+                                  lumbar_vertebrae=job.lumbar_vertebrae)
         write_outputs(result, tmp)
         publish(out, job, tmp, config)
         outcome.ok, outcome.discs = True, len(result.levels.discs)

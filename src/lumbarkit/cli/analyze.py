@@ -9,6 +9,7 @@ import typer
 
 from lumbarkit.cli.main import app
 from lumbarkit.cli.options import (
+    LumbarOption,
     OverwriteOption,
     SeriesOption,
     SpacingOption,
@@ -52,6 +53,7 @@ def analyze(
     dicom: bool = typer.Option(False, "--dicom", help="Also write a DICOM SEG and a DICOM SR (TID 1500) referencing the DICOM input. "
                                                     "They copy the patient and study module of the source series by necessity."),
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers (name, ID, dates, accession, institution) in the outputs."),
+    lumbar_vertebrae: Optional[int] = LumbarOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment, name levels, grade discs and measure one scan; writes result.json, CSVs, masks, QC images and report.html."""
@@ -69,6 +71,8 @@ def analyze(
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
+    if lumbar_vertebrae is not None:
+        cfg = replace(cfg, lumbar_vertebrae=lumbar_vertebrae)
     with StageStatus() as status:
         result = Pipeline(cfg).run(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi,
                                    on_stage=status.update)

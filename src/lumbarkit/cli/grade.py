@@ -9,6 +9,7 @@ import typer
 
 from lumbarkit.cli.main import app, evaluate_app, train_app
 from lumbarkit.cli.options import (
+    LumbarOption,
     OverwriteOption,
     SeriesOption,
     SpacingOption,
@@ -27,6 +28,7 @@ def grade(
     tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over test-time augmented copies of each crop."),
     hotspots: Optional[str] = typer.Option(None, "--hotspots", help="Also write evidence maps OUT/hotspots/<level>_<task>.png: "
                                            "occlusion (ONNX), saliency (SpineNet, averaged over augmentations) or gradcam (both need torch)."),
+    lumbar_vertebrae: Optional[int] = LumbarOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment, name levels, measure, crop every disc and grade it; writes levels.csv (one row per disc, the
@@ -43,7 +45,7 @@ def grade(
     if hotspots is not None and hotspots not in METHODS:
         raise InputError(f"unknown hotspot method {hotspots!r}: choose one of {', '.join(METHODS)}")
     check_output(out, input, overwrite)  # before any work
-    config = PipelineConfig(grade_model=str(model) if model is not None else None, tta=tta)
+    config = PipelineConfig(grade_model=str(model) if model is not None else None, tta=tta, lumbar_vertebrae=lumbar_vertebrae)
     if hotspots is not None:
         config = replace(config, hotspots=True, hotspot_method=hotspots)
     with StageStatus() as status:

@@ -19,3 +19,8 @@ def spacing_tuple(spacing: Optional[tuple[float, float]]) -> Optional[tuple[floa
 
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace an output folder (or file) that holds the results of "
                                                           "another input or other files; it is replaced whole.")
+
+LumbarOption = typer.Option(
+    None, "--lumbar-vertebrae", min=4, max=6,
+    help="Lumbar vertebrae of this spine when known (4, 5 or 6: transitional anatomy); default: 5 assumed.",
+)

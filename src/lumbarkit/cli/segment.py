@@ -9,6 +9,7 @@ import typer
 
 from lumbarkit.cli.main import app
 from lumbarkit.cli.options import (
+    LumbarOption,
     OverwriteOption,
     SeriesOption,
     SpacingOption,
@@ -27,7 +28,7 @@ def print_levels(levels) -> None:
         table.add_row(inst.name, inst.kind, f"{inst.confidence:.2f}", f"{inst.volume_mm3:.0f}")
     console = Console()
     console.print(table)
-    for w in levels.warnings:
+    for w in levels.user_warnings():
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
@@ -38,6 +39,7 @@ def segment(
     spacing: Optional[tuple[float, float]] = SpacingOption,
     series: Optional[str] = SeriesOption,
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the packaged model)."),
+    lumbar_vertebrae: Optional[int] = LumbarOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment bodies, discs and canal, name every level, write the VerSe-id label map."""
@@ -50,7 +52,7 @@ def segment(
     target = check_label_file(out, overwrite)  # a file, or None for a folder; checked before any work
     if target is None:
         check_output(out, input, overwrite)
-    config = PipelineConfig(segment_model=str(model) if model is not None else None)
+    config = PipelineConfig(segment_model=str(model) if model is not None else None, lumbar_vertebrae=lumbar_vertebrae)
     with StageStatus() as status:
         result = Pipeline(config).run(input, until="segment", spacing_mm=spacing_tuple(spacing), series=series,
                                       on_stage=status.update)

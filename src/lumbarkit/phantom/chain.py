@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from lumbarkit.levels import disc_name, vertebra_above, vertebra_below, vertebra_id
+from lumbarkit.levels import adjacent, lumbar_count_of, vertebra_above, vertebra_below, vertebra_id
 from lumbarkit.phantom.defaults import (
     BOTTOM_CENTROID_MM,
     DEFAULT_DISC_HEIGHT_MM,
@@ -48,38 +48,41 @@ def check_chain(vertebrae: Sequence[str]) -> list[str]:
         raise ValueError("a phantom needs at least two vertebrae")
     for upper, lower in zip(names, names[1:]):
         vertebra_id(upper)
-        if vertebra_below(upper) != lower:
+        if not adjacent(upper, lower):
             raise ValueError(f"vertebrae must be contiguous top to bottom: {upper} is not directly above {lower}")
     return names
 
 
 def disc_values(value, names: Sequence[str]) -> dict[str, float]:
-    discs = [disc_name(u) for u in names[:-1]]
+    below = dict(zip(names, names[1:]))
+    discs = [f"{u}/{below[u]}" for u in names[:-1]]
     if isinstance(value, Mapping):  # accept "L4/L5" or the upper vertebra "L4"
-        value = {(k if "/" in k else disc_name(k)): v for k, v in value.items()}
+        value = {(k if "/" in k else f"{k}/{below.get(k, '?')}"): v for k, v in value.items()}
     return per_name(value, DEFAULT_DISC_HEIGHT_MM, discs, "disc_height_mm")
 
 
 def _level_position(name: str) -> float:
-    """Ordinal position along the spine: L1 = 20 ... L5 = 24, S1 = 25."""
+    """Ordinal position along the spine: L1 = 20 ... L5 = 24, S1 = 25 (a sixth lumbar L6 = 24.5)."""
     vid = vertebra_id(name)
-    return 25.0 if name == "S1" else float(vid)
+    return 25.0 if name == "S1" else 24.5 if name == "L6" else float(vid)
 
 
 def extended_chain(names: Sequence[str]) -> list[str]:
-    """The labelled chain with ``EXTRA_ABOVE`` vertebrae above it and, if it stops short of S1, the rest down to S1."""
+    """The labelled chain with ``EXTRA_ABOVE`` vertebrae above it and, if it stops short of S1, the rest down to S1
+    (in a spine of as many lumbar vertebrae as the names imply: L6 among them means six)."""
+    lumbar = lumbar_count_of(names)
     above: list[str] = []
     top = names[0]
     for _ in range(EXTRA_ABOVE):
         try:
-            top = vertebra_above(top)
+            top = vertebra_above(top, lumbar)
         except ValueError:
             break
         above.insert(0, top)
     below: list[str] = []
     last = names[-1]
     while last != "S1":
-        last = vertebra_below(last)
+        last = vertebra_below(last, lumbar)
         below.append(last)
     return above + list(names) + below
 
@@ -113,11 +116,11 @@ def chain_quads(chain, labelled, heights, depths, wedge, discs, slip, lordosis_d
     bottom = chain[-1]
     quads[bottom] = local(bottom) @ rotation(theta(bottom)).T
     for upper, lower in zip(chain[-2::-1], chain[:0:-1]):
-        low = quads[lower]
+        low, disc = quads[lower], f"{upper}/{lower}"
         e = (low[1] - low[0]) / np.linalg.norm(low[1] - low[0])
         m = np.array([e[1], -e[0]])  # superior normal of the lower body's superior endplate
         shape = local(upper) @ rotation(theta(upper)).T
-        target = discs[disc_name(upper)]
+        target = discs[disc]
 
         def placed(s: float) -> np.ndarray:
             return shape + (low[1] + s * m - slip.get(upper, 0.0) * e - shape[2])

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lumbarkit.levels import CANAL_ID, disc_id, disc_name, vertebra_id
+from lumbarkit.levels import CANAL_ID, disc_id, vertebra_id
 from lumbarkit.phantom.anatomy import build_anatomy
 from lumbarkit.phantom.chain import (
     chain_quads,
@@ -158,11 +158,11 @@ def _spine(vertebrae, body_height_mm, body_depth_mm, wedge, disc_height_mm, slip
                         lambda n: DEFAULT_BODY_HEIGHT_MM["T10" if n.startswith(thoracic) else "L5"])
     depths = complete(depths, body_depth_mm, DEFAULT_BODY_DEPTH_MM, chain,
                        lambda n: DEFAULT_BODY_DEPTH_MM["T10" if n.startswith(thoracic) else "L5"])
-    discs = complete(discs, disc_height_mm, DEFAULT_DISC_HEIGHT_MM, [disc_name(u) for u in chain[:-1]], lambda n: 5.5)
+    discs = complete(discs, disc_height_mm, DEFAULT_DISC_HEIGHT_MM, [f"{u}/{lo}" for u, lo in zip(chain, chain[1:])], lambda n: 5.5)
     all_quads = chain_quads(chain, names, heights, depths, wedges, discs, slips, float(lordosis_deg), float(tilt_deg))
     quads = {n: all_quads[n] for n in names}
     anat = build_anatomy(chain, names, all_quads)
-    disc_quads = {disc_name(u): np.array([quads[u][3], quads[u][2], quads[lo][1], quads[lo][0]]) for u, lo in zip(names, names[1:])}
+    disc_quads = {f"{u}/{lo}": np.array([quads[u][3], quads[u][2], quads[lo][1], quads[lo][0]]) for u, lo in zip(names, names[1:])}
     return names, quads, all_quads, anat, disc_quads
 
 

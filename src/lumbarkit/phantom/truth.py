@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lumbarkit.levels import disc_id, disc_name, vertebra_id
+from lumbarkit.levels import disc_id, vertebra_id
 from lumbarkit.phantom.defaults import Point
 from lumbarkit.phantom.geometry import angle_deg, polygon_centroid, quad_heights
 from lumbarkit.scan import Scan
@@ -84,9 +84,9 @@ def truth_for(names, quads, to_ras) -> tuple[dict, dict, float | None]:
             slip_pct = 100.0 * slip_mm / length
             dq = np.array([q[3], q[2], low[1], low[0]])
             dha, dhm, dhp = quad_heights(dq)
+            dname = f"{name}/{names[idx + 1]}"
             if min(dha, dhm, dhp) <= 0:
-                raise ValueError(f"disc {disc_name(name)} collapses (heights {dha:.1f}, {dhm:.1f}, {dhp:.1f} mm): reduce slip or angles")
-            dname = disc_name(name)
+                raise ValueError(f"disc {dname} collapses (heights {dha:.1f}, {dhm:.1f}, {dhp:.1f} mm): reduce slip or angles")
             discs[dname] = DiscTruth(
                 name=dname, label=disc_id(dname), anterior_height_mm=dha, middle_height_mm=dhm, posterior_height_mm=dhp,
                 wedge_deg=angle_deg(low[0], low[1]) - angle_deg(q[3], q[2]), centroid_ras=to_ras(polygon_centroid(dq)),

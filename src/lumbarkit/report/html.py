@@ -46,6 +46,15 @@ def _num(v, digits: int = 1, unit: str = "") -> str:
     return f"{v:.{digits}f}{unit}"
 
 
+def _naming_fact(naming) -> str:
+    if naming is None:
+        return "–"
+    count = f"{naming.lumbar_vertebrae} lumbar vertebrae ({'declared' if naming.lumbar_declared else 'assumed'})"
+    if naming.uncertain:
+        return f"UNCERTAIN: {'; '.join(naming.reasons)} · anchor: {naming.anchor} · {count}"
+    return f"cues agree · anchor: {naming.anchor} · {count}"
+
+
 def _levels_table(result) -> str:
     graded = {d.level: d for d in result.grades.discs} if result.grades is not None else {}
     rows = []
@@ -105,7 +114,7 @@ def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: boo
         "input": f"{summary['source_format']} · {summary['sequence']} · {summary['manufacturer'] or 'unknown vendor'}",
         "grid": " × ".join(str(v) for v in summary["shape"]) + " voxels · " + " × ".join(f"{v:g}" for v in summary["spacing_mm"]) + " mm",
         "levels": ", ".join(i.name for i in result.levels.discs) or "none",
-        "sacrum": "seen" if result.levels.sacrum_found else "not seen (names counted from the lowest body)",
+        "level names": _naming_fact(result.levels.naming),
         "lumbar lordosis": lordosis,
         "test-time augmentation": ("on" if result.grades.tta else "off") if result.grades is not None else "–",
     }

@@ -139,6 +139,7 @@ class ScanResult:
             "vertebrae": self.vertebra_records(),
             "spine": {
                 "sacrum_found": bool(self.levels.sacrum_found),
+                "naming": self.levels.naming.as_dict() if self.levels.naming is not None else None,
                 "lordosis": _measure(m.lordosis) if m is not None else None,
                 "lordosis_method": m.lordosis_method if m is not None else None,
                 "tta": bool(self.grades.tta) if self.grades is not None else None,
@@ -158,10 +159,11 @@ class ScanResult:
             row.update(graded.get(inst.name, {}))
             row["level"] = inst.name
             row["confidence"] = _round(inst.confidence)
+            row["naming_uncertain"] = bool(self.levels.naming.uncertain) if self.levels.naming is not None else ""
             mrow = by_disc.get(inst.name, {})
             for c in DISC_MEASURE_COLUMNS:
                 row[c] = mrow.get(c, "")
-            rows.append({c: row.get(c, "") for c in (*CSV_COLUMNS, "confidence", *DISC_MEASURE_COLUMNS)})
+            rows.append({c: row.get(c, "") for c in levels_csv_columns()})
         return rows
 
     def vertebrae_rows(self) -> list[dict]:
@@ -170,7 +172,7 @@ class ScanResult:
 
 
 def levels_csv_columns() -> tuple[str, ...]:
-    return (*CSV_COLUMNS, "confidence", *DISC_MEASURE_COLUMNS)
+    return (*CSV_COLUMNS, "confidence", "naming_uncertain", *DISC_MEASURE_COLUMNS)
 
 
 def _round(v):
