@@ -76,3 +76,27 @@ def test_non_sagittal_series_of_a_study_are_skipped_with_a_note(tmp_path):
     found = discover_jobs(study)
     assert [j.display for j in found.jobs] == ["sag"] and all(j.error is None for j in found.jobs)
     assert any("1 non-sagittal DICOM series skipped (axial)" in n for n in found.notes)
+
+
+def test_manifest_lumbar_count_is_read_checked_and_part_of_the_key(tmp_path):
+    from lumbarkit.batch.inputs import read_manifest
+
+    (tmp_path / "a.nii.gz").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text("input,id,lumbar_vertebrae\na.nii.gz,a6,6\na.nii.gz,a5,\na.nii.gz,a7,7\n")
+    six, usual, bad = read_manifest(tmp_path / "m.csv")
+    assert six.lumbar_vertebrae == 6 and six.error is None
+    assert usual.lumbar_vertebrae is None and usual.error is None
+    assert bad.error is not None and "4, 5 or 6" in bad.error
+    assert six.key() != replace(six, lumbar_vertebrae=None).key()  # declaring the count redoes the series
+
+
+def test_config_file_lumbar_count_is_checked(tmp_path):
+    import pytest
+
+    from lumbarkit.errors import InputError
+
+    (tmp_path / "ok.yaml").write_text("lumbar_vertebrae: 4\n")
+    assert PipelineConfig.from_yaml(tmp_path / "ok.yaml").lumbar_vertebrae == 4
+    (tmp_path / "bad.yaml").write_text("lumbar_vertebrae: 3\n")
+    with pytest.raises(InputError, match="4, 5 or 6"):
+        PipelineConfig.from_yaml(tmp_path / "bad.yaml")

@@ -54,3 +54,16 @@ def test_level_name_patterns_accept_every_thoracolumbar_name():
     assert all(re.fullmatch(VERTEBRA["name"]["pattern"], n) for n in names)
     discs = [disc_name(n) for n in names if n != "S1"]
     assert all(re.fullmatch(LEVEL["level"]["pattern"], d) for d in discs)
+
+
+def test_transitional_names_fit_the_schema_and_the_naming_record_is_described():
+    from lumbarkit.levels import adjacent
+
+    assert all(re.fullmatch(LEVEL["level"]["pattern"], d) for d in ("L5/L6", "L6/S1", "L4/S1"))
+    assert adjacent("L5", "L6") and adjacent("L6", "S1") and adjacent("L4", "S1") and not adjacent("L3", "S1")
+    naming = SCHEMA["properties"]["spine"]["properties"]["naming"]
+    from lumbarkit.results.levels import Naming
+
+    record = Naming(0.5, True, ("x",), "sacrum", 6, True, {"gap_ratio_min": 0.9}).as_dict()
+    assert sorted(naming["required"]) == sorted(record)
+    assert set(naming["properties"]["cues"]["properties"]) >= set(record["cues"])

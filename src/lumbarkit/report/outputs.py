@@ -152,10 +152,12 @@ def segment_names(labels) -> dict[int, str]:
     """Names of the label ids present in a VerSe label map."""
     import numpy as np
 
-    from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES
+    from lumbarkit.levels import CANAL_ID, VERTEBRA_NAMES, lumbar_count_of
 
     names = {}
-    for v in (int(x) for x in np.unique(labels) if x):
+    present = [int(x) for x in np.unique(labels) if x]
+    lumbar = lumbar_count_of(v for v in present if v in VERTEBRA_NAMES or v - 100 in VERTEBRA_NAMES)
+    for v in present:
         if v == CANAL_ID:
             names[v] = "spinal canal"
         elif v in VERTEBRA_NAMES:
@@ -163,7 +165,7 @@ def segment_names(labels) -> dict[int, str]:
         elif v > 100 and (v - 100) in VERTEBRA_NAMES:
             from lumbarkit.levels import disc_name
 
-            names[v] = f"{disc_name(VERTEBRA_NAMES[v - 100])} intervertebral disc"
+            names[v] = f"{disc_name(VERTEBRA_NAMES[v - 100], lumbar)} intervertebral disc"
     return names
 
 

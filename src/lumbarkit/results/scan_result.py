@@ -20,7 +20,7 @@ from lumbarkit.results.measurements import SpineMeasurements
 from lumbarkit.scan import Scan
 from lumbarkit.version import __version__
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: spine.naming
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "result.schema.json"
 DISC_MEASURE_COLUMNS = (
     "disc_height_anterior_mm", "disc_height_middle_mm", "disc_height_posterior_mm",

@@ -115,11 +115,12 @@ def snomed_site_code(site: str) -> Any | None:
         return None
 
 
-def label_code(label: int) -> Any:
+def label_code(label: int, lumbar: int = 5) -> Any:
+    """SNOMED CT code of a VerSe label id in a spine of ``lumbar`` lumbar vertebrae (124 is L5/L6 when there are six)."""
     from lumbarkit.levels import label_name
 
     try:
-        name = label_name(int(label))
+        name = label_name(int(label), lumbar)
     except ValueError:
         return None
     return snomed_site_code(name)

@@ -146,11 +146,14 @@ def _segment_descriptions(hd, codes, ids: list[int], segment_names: dict[int, st
     algorithm = hd.AlgorithmIdentificationSequence(
         name="lumbarkit", family=codes.cid7162.ArtificialIntelligence, version=software_version(), source=MANUFACTURER,
     )
+    from lumbarkit.levels import lumbar_count_of
+
     descriptions = []
     private = False
+    lumbar = lumbar_count_of(v for v in ids if v != 100)
     for number, label in enumerate(ids, start=1):
         name = lo_text(segment_names[label]) or f"label {label}"
-        code = label_code(label)
+        code = label_code(label, lumbar)
         if code is None:
             private = True
             code = local_code(name)

@@ -59,9 +59,14 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
         "source's top labelled structure are ignored; below its lowest labelled structure (L5, S1 or L5/S1) a",
         "pixel may be anything but a vertebral body; the core of the gap between two adjacent labelled bodies",
         "is a disc target; series of one patient share a fold (see `lumbarkit/training/segment/data.py`).",
+        "`spider_masks` (SPIDER mid-sagittal T1, T2 and T2-SPACE slices, whole-vertebra masks) trains a vertebra pixel as",
+        "body or posterior elements (never sacrum above the lowest disc) and leaves the unlabelled sacrum open: below",
+        "the plane of the lowest disc a pixel may be anything but a vertebral body. A SPIDER patient's slices and SPACE",
+        "volume share a fold.",
         f"Recipe: {tr['config']['steps']} steps of batch {tr['config']['batch_size']} random {tr['config']['patch']}-pixel",
         f"patches, AdamW one-cycle lr {tr['config']['lr']}, seed {tr['config']['seed']}; augmentation: affine, bias field, gamma,",
-        "histogram shift, intensity scale, blur, noise.",
+        "histogram shift, intensity scale, blur, noise, contrast inversion (p "
+        f"{tr['config'].get('invert_prob', 0)}), simulated lower resolution (p {tr['config'].get('lowres_prob', 0)}).",
         "",
         "## Cross-validated metrics (patient-level folds, held-out cases only)",
         "",
@@ -86,6 +91,21 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
         lines.append("|---" * (len(cols) + 1) + "|")
         for src, d in sorted(s["by_source"].items()):
             lines.append(f"| {src} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in cols) + " |")
+        if s.get("by_sequence"):
+            seq_cols = sorted({m for d in s["by_sequence"].values() for m in d if m.startswith("dice_")})
+            lines += ["", "Mean Dice per source and sequence:", "", "| source sequence | " + " | ".join(seq_cols) + " |",
+                      "|---" * (len(seq_cols) + 1) + "|"]
+            for grp, d in sorted(s["by_sequence"].items()):
+                lines.append(f"| {grp} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in seq_cols) + " |")
+        if s.get("disc_detection"):
+            det = s["disc_detection"]
+            lines += ["", f"SPIDER mid-slices ({det['slices']}, held out): every labelled disc found and no extra in "
+                      f"{det['all_found_no_extra']:.1%}; {det['body_inside_vertebra']:.1%} of predicted body pixels lie "
+                      "inside the true vertebra (mean per slice)."]
+        if s.get("naming_by_source"):
+            lines += ["", "Level naming per source (every labelled level named right; SPIDER slices: discs counted from the "
+                      "bottom, L5/S1 lowest): " + ", ".join(f"{k} {v['cases_all_correct']}/{v['cases']}"
+                                                         for k, v in sorted(s["naming_by_source"].items())) + "."]
         if "naming" in s:
             n = s["naming"]
             lines += ["", f"Level naming (volumes with level ids): every labelled level named correctly in "
@@ -105,6 +125,9 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
                 for r in misses:
                     wrong = {k: v for k, v in r["naming"].items() if k != v}
                     lines.append(f"- {r['case']}: " + ", ".join(f"{k} -> {v}" for k, v in wrong.items()))
+    variants = model_dir / "variants.md"
+    if variants.exists():
+        lines += ["", "## Variants tried", "", variants.read_text().strip()]
     lines += ["", "## Reproduce", "", "```bash", REPRODUCE, "```", "",
               "Per-case held-out rows are in `cv_rows.json`.", ""]
     path = model_dir / "MODEL_CARD.md"

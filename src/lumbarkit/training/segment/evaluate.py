@@ -116,12 +116,15 @@ def naming_scores(labels_pred: np.ndarray, truth: np.ndarray) -> dict:
     A level counts as named correctly when the majority predicted id over its ground-truth voxels
     equals its true id.
     """
+    from lumbarkit.levels import lumbar_count_of
+
     rows = {}
+    lumbar = lumbar_count_of(int(v) for v in np.unique(truth) if 0 < v and v != 100)
     for lid in sorted(int(v) for v in np.unique(truth) if 0 < v and v != 100):
         vals = labels_pred[truth == lid]
         vals = vals[vals > 0]
         pred = int(np.bincount(vals).argmax()) if len(vals) else 0
-        rows[label_name(lid)] = label_name(pred) if pred else "missed"
+        rows[label_name(lid, lumbar)] = label_name(pred, lumbar) if pred else "missed"
     correct = sum(1 for k, v in rows.items() if k == v)
     return {"levels": rows, "correct": correct, "total": len(rows), "all_correct": correct == len(rows)}
 

@@ -11,6 +11,8 @@ from lumbarkit.models.folder import sha256_file
 from lumbarkit.seg_classes import CLASS_NAMES
 from lumbarkit.version import __version__
 
+SEG_MODEL_VERSION = "4"  # v4: spider_masks (SPIDER T1/T2/SPACE mid-slices) added, contrast-inversion and low-resolution augmentation
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ def export_model_folder(net, cfg, out: Path, train_cases: list[dict], metrics: d
     cfg_dict = asdict(cfg)
     meta = {
         "name": "lumbarkit-segment-2d",
-        "version": "1",
+        "version": SEG_MODEL_VERSION,
         "task": "segmentation",
         "min_package_version": __version__,
         "architecture": cfg.architecture(),
