@@ -40,3 +40,11 @@ def test_six_lumbar_levels_csv_and_segment_names(six_lumbar_result, tmp_path):
     assert {r["naming_uncertain"] for r in rows} == {"False"}
     names = segment_names(six_lumbar_result.levels.segmentation.labels)
     assert names[124] == "L5/L6 intervertebral disc" and names[125] == "L6/S1 intervertebral disc"
+
+
+def test_four_lumbar_disc_l4_s1_is_measured_against_its_truth():
+    ph = make_phantom(noise_sigma=0.0, vertebrae=("T12", "L1", "L2", "L3", "L4", "S1"), n_slices=5)
+    result = Pipeline().run(ph.scan, until="measure", labels=ph.labels)
+    disc = {d.name: d for d in result.measurements.discs}["L4/S1"]
+    truth = ph.truth.discs["L4/S1"]
+    assert disc.height_middle.ok and abs(disc.height_middle.value - truth.middle_height_mm) < 1.5

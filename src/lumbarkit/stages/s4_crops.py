@@ -53,7 +53,7 @@ import math
 
 import numpy as np
 
-from lumbarkit.levels import DISC_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES, vertebra_below
+from lumbarkit.levels import VERTEBRA_IDS
 from lumbarkit.results.crops import (
     DEFAULT_SHAPE_PX,
     DEFAULT_SIZE_MM,
@@ -93,16 +93,10 @@ def _angle_of(e: np.ndarray) -> float:
     return math.degrees(math.atan2(-e[0], e[1]))
 
 
-def _neighbour_ids(disc_label: int) -> tuple[int | None, int | None]:
-    upper_id = disc_label - DISC_OFFSET
-    upper = VERTEBRA_NAMES.get(upper_id)
-    if upper is None:
-        return None, None
-    try:
-        lower_id = VERTEBRA_IDS[vertebra_below(upper)]
-    except (KeyError, ValueError):
-        lower_id = None
-    return upper_id, lower_id
+def _neighbour_ids(disc_name: str) -> tuple[int | None, int | None]:
+    """VerSe ids of the vertebrae above and below a disc named like ``"L5/L6"`` (the name carries the lumbar count)."""
+    upper, _, lower = disc_name.partition("/")
+    return VERTEBRA_IDS.get(upper), VERTEBRA_IDS.get(lower)
 
 
 def _smoothed_slice(array2d: np.ndarray, sigma_px: tuple[float, float]) -> np.ndarray:
@@ -202,7 +196,7 @@ def _crop_one(scan: Scan, labels3d: np.ndarray, disc, spec: CropSpec, image_slic
     pts = idx * np.array([row_mm, col_mm])
     centre = pts.mean(axis=0)
     e_disc, ratio = _principal(pts)
-    upper_id, lower_id = _neighbour_ids(disc.label)
+    upper_id, lower_id = _neighbour_ids(disc.name)
     warnings: list[str] = []
 
     e_body = None

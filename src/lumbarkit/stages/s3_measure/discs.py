@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lumbarkit.levels import DISC_OFFSET, VERTEBRA_NAMES, disc_name, vertebra_id
+from lumbarkit.levels import DISC_OFFSET, VERTEBRA_NAMES, lumbar_count_of, vertebra_below, vertebra_id
 from lumbarkit.results.measurements import (
     DiscMeasurements,
     Measure,
@@ -263,12 +263,10 @@ def pairs(lab: Labels) -> list[tuple[str, str]]:
         for j in neighbour_ids(lab, i):
             if j > i:
                 out.add((VERTEBRA_NAMES[i], VERTEBRA_NAMES[j]))
+    lumbar = lumbar_count_of([*lab.vertebrae, *lab.discs])
     for d in lab.discs:
         upper = VERTEBRA_NAMES[d - DISC_OFFSET]
-        lower = disc_name(upper).split("/")[1]
-        if lower == "S1" and upper == "L5" and 25 in lab.vertebrae:
-            continue
-        out.add((upper, lower))
+        out.add((upper, vertebra_below(upper, lumbar)))
     return sorted(out, key=lambda p: vertebra_id(p[0]))
 
 
