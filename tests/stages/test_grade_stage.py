@@ -182,9 +182,11 @@ def test_grade_cli_writes_levels_csv_on_a_spider_slice(shared_data, tmp_path):
     assert res.returncode == 0, res.stderr
     with open(tmp_path / "levels.csv", newline="") as fh:
         reader = csv.DictReader(fh)
-        # one levels.csv format (issue 12): the grade columns, then naming confidence and disc measurements as `analyze`
+        # one levels.csv format (issue 12): the grade columns, then naming confidence, whether the names are
+        # uncertain (issue 24) and disc measurements as `analyze`
         assert reader.fieldnames[: len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
-        assert reader.fieldnames[len(ISSUE_COLUMNS):len(ISSUE_COLUMNS) + 2] == ["confidence", "disc_height_anterior_mm"]
+        assert reader.fieldnames[len(ISSUE_COLUMNS):len(ISSUE_COLUMNS) + 3] == [
+            "confidence", "naming_uncertain", "disc_height_anterior_mm"]
         rows = list(reader)
     assert {"L4/L5", "L5/S1"} <= {r["level"] for r in rows}
     for r in rows:
