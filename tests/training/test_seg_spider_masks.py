@@ -20,12 +20,16 @@ def _mask() -> np.ndarray:
     m[30:34, 10:30] = 2  # upper disc
     m[54:58, 10:30] = 2  # lowest disc
     m[5:80, 36:40] = 3
+    m[12:26, 44:54] = 1  # posterior elements behind the canal
+    m[12:26, 30:36] = 1  # bone reaching the canal's front edge
     return m
 
 
 def test_codes_keep_sacrum_unknown_below_the_lowest_disc_and_labelled_vertebrae_not_sacral():
     codes = spider_mask_codes(_mask())
-    assert ALLOWED_SETS[codes[20, 20]] == frozenset({BODY, POSTERIOR})  # top vertebra: never sacrum
+    assert ALLOWED_SETS[codes[20, 20]] == frozenset({BODY})  # in front of the canal: the body, never sacrum
+    assert ALLOWED_SETS[codes[20, 50]] == frozenset({POSTERIOR})  # behind the canal
+    assert ALLOWED_SETS[codes[20, 35]] == frozenset({BODY, POSTERIOR})  # at the canal's front edge: either
     assert codes[31, 20] == 3 and codes[50, 38] == 4
     assert codes[100, 20] == BELOW_LOWEST_LABEL  # unlabelled bone under L5/S1: anything but a body
     assert BODY not in ALLOWED_SETS[codes[100, 20]]
@@ -61,4 +65,4 @@ def test_real_spider_masks_are_listed_with_their_spacing_and_give_every_code(sha
     assert any(c["patient"] in space for c in cases)  # same patient id as that patient's SPACE volume
     sl = load_case_slices(cases[0], 1.0)[0]
     present = set(np.unique(sl.codes))
-    assert {1, 3, 4, 13, BELOW_LOWEST_LABEL} <= present
+    assert {1, 2, 3, 4, 14, BELOW_LOWEST_LABEL} <= present

@@ -47,7 +47,8 @@ ALLOWED_SETS: tuple[frozenset, ...] = (
     ALL - {DISC},  # 10 unlabelled pixel of a disc-only source (ivd)
     frozenset({BACKGROUND, CANAL, POSTERIOR}),  # 11 unlabelled pixel of slices2d
     frozenset({SACRUM, POSTERIOR}),  # 12 SPIDER vertebra below the lowest disc (sacrum)
-    frozenset({BODY, POSTERIOR}),  # 13 spider_masks vertebra above the lowest disc (never sacrum)
+    frozenset({BODY, POSTERIOR}),  # 13 spider_masks vertebra above the lowest disc (never sacrum), beside the canal
+    frozenset({POSTERIOR}),  # 14 spider_masks vertebra behind the spinal canal
 )
 IGNORE = 0
 BELOW_LOWEST_LABEL = 8  # anything but a vertebral body
@@ -188,16 +189,39 @@ def codes_volume(labels: np.ndarray, source: str) -> np.ndarray:
 SPIDER_MASK_VALUES = {"vertebra": 1, "disc": 2, "canal": 3}  # spider_masks/*_label.png
 
 
+CANAL_MARGIN_PX = 2  # vertebra pixels this close to the canal's front or back row edge stay body-or-posterior
+
+
+def split_by_canal(vertebra: np.ndarray, canal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Body and posterior-element pixels of a mid-sagittal whole-vertebra mask: in front of the spinal canal
+    (lower columns) lies the vertebral body, behind it the posterior elements. The canal's front and back
+    column per row are interpolated over rows without canal; pixels within CANAL_MARGIN_PX of them are left out."""
+    rows = np.flatnonzero(canal.any(axis=1))
+    if len(rows) < 2:
+        return np.zeros_like(vertebra), np.zeros_like(vertebra)
+    front = np.array([np.flatnonzero(canal[r]).min() for r in rows], dtype=float)
+    back = np.array([np.flatnonzero(canal[r]).max() for r in rows], dtype=float)
+    all_rows = np.arange(canal.shape[0])
+    cols = np.arange(canal.shape[1])[None, :]
+    body = vertebra & (cols < np.interp(all_rows, rows, front)[:, None] - CANAL_MARGIN_PX)
+    posterior = vertebra & (cols > np.interp(all_rows, rows, back)[:, None] + CANAL_MARGIN_PX)
+    return body, posterior
+
+
 def spider_mask_codes(raw: np.ndarray) -> np.ndarray:
     """Target codes of one spider_masks slice (0 background, 1 whole vertebra, 2 disc, 3 canal).
 
     Every vertebra, disc and the canal in view are labelled, but not the sacrum: pixels below the
-    plane of the lowest disc may be anything but a vertebral body (code 8), a labelled vertebra
-    above it is a body or posterior elements, never sacrum (13), one below it is sacral (12)."""
+    plane of the lowest disc may be anything but a vertebral body (code 8), one below it is sacral (12).
+    A labelled vertebra above it is never sacrum: body in front of the canal (2), posterior elements
+    behind it (14), either (13) close to the canal's edges."""
     vertebra, disc = raw == SPIDER_MASK_VALUES["vertebra"], raw == SPIDER_MASK_VALUES["disc"]
     codes = np.ones(raw.shape, dtype=np.uint8)
     codes[below_lowest_disc_plane(disc)] = BELOW_LOWEST_LABEL
     codes[vertebra] = 13
+    body, posterior = split_by_canal(vertebra, raw == SPIDER_MASK_VALUES["canal"])
+    codes[body] = 2
+    codes[posterior] = 14
     codes[_below_lowest_disc(vertebra, disc)] = 12
     codes[disc] = 3
     codes[raw == SPIDER_MASK_VALUES["canal"]] = 4
