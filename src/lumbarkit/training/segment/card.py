@@ -91,40 +91,8 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
         lines.append("|---" * (len(cols) + 1) + "|")
         for src, d in sorted(s["by_source"].items()):
             lines.append(f"| {src} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in cols) + " |")
-        if s.get("by_sequence"):
-            seq_cols = sorted({m for d in s["by_sequence"].values() for m in d if m.startswith("dice_")})
-            lines += ["", "Mean Dice per source and sequence:", "", "| source sequence | " + " | ".join(seq_cols) + " |",
-                      "|---" * (len(seq_cols) + 1) + "|"]
-            for grp, d in sorted(s["by_sequence"].items()):
-                lines.append(f"| {grp} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in seq_cols) + " |")
-        if s.get("disc_detection"):
-            det = s["disc_detection"]
-            lines += ["", f"SPIDER mid-slices ({det['slices']}, held out): every labelled disc found and no extra in "
-                      f"{det['all_found_no_extra']:.1%}; {det['body_inside_vertebra']:.1%} of predicted body pixels lie "
-                      "inside the true vertebra (mean per slice)."]
-        if s.get("naming_by_source"):
-            lines += ["", "Level naming per source (every labelled level named right; SPIDER slices: discs counted from the "
-                      "bottom, L5/S1 lowest): " + ", ".join(f"{k} {v['cases_all_correct']}/{v['cases']}"
-                                                         for k, v in sorted(s["naming_by_source"].items())) + "."]
-        if "naming" in s:
-            n = s["naming"]
-            lines += ["", f"Level naming (volumes with level ids): every labelled level named correctly in "
-                      f"{n['cases_all_correct']}/{n['cases']} cases ({n['case_accuracy']:.1%}); "
-                      f"{n['level_accuracy']:.1%} of levels correct."]
-            lines += ["", "| fold | volumes all named correctly | body Dice | disc Dice |", "|---|---|---|---|"]
-            for k in s["folds_done"]:
-                fr = [r for r in cv["rows"] if r.get("fold") == k]
-                named = [r["naming_all_correct"] for r in fr if "naming_all_correct" in r]
-                body = [r["dice_vertebral_body"] for r in fr if "dice_vertebral_body" in r]
-                disc = [r["dice_disc"] for r in fr if "dice_disc" in r]
-                lines.append(f"| {k} | {sum(named)}/{len(named)} | {_fmt(float(np.mean(body))) if body else '-'} | "
-                             f"{_fmt(float(np.mean(disc))) if disc else '-'} |")
-            misses = [r for r in cv["rows"] if r.get("naming_all_correct") is False]
-            if misses:
-                lines += ["", "Cases with a naming error (truth -> predicted):", ""]
-                for r in misses:
-                    wrong = {k: v for k, v in r["naming"].items() if k != v}
-                    lines.append(f"- {r['case']}: " + ", ".join(f"{k} -> {v}" for k, v in wrong.items()))
+        lines += _sequence_lines(s)
+        lines += _naming_lines(s, cv["rows"])
     variants = model_dir / "variants.md"
     if variants.exists():
         lines += ["", "## Variants tried", "", variants.read_text().strip()]
@@ -133,3 +101,49 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
     path = model_dir / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _sequence_lines(s: dict) -> list[str]:
+    """Card lines: Dice per source and sequence, disc detection and naming on the SPIDER slices."""
+    lines: list[str] = []
+    if s.get("by_sequence"):
+        seq_cols = sorted({m for d in s["by_sequence"].values() for m in d if m.startswith("dice_")})
+        lines += ["", "Mean Dice per source and sequence:", "", "| source sequence | " + " | ".join(seq_cols) + " |",
+                  "|---" * (len(seq_cols) + 1) + "|"]
+        for grp, d in sorted(s["by_sequence"].items()):
+            lines.append(f"| {grp} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in seq_cols) + " |")
+    if s.get("disc_detection"):
+        det = s["disc_detection"]
+        lines += ["", f"SPIDER mid-slices ({det['slices']}, held out): every labelled disc found and no extra in "
+                  f"{det['all_found_no_extra']:.1%}; {det['body_inside_vertebra']:.1%} of predicted body pixels lie "
+                  "inside the true vertebra (mean per slice)."]
+    if s.get("naming_by_source"):
+        lines += ["", "Level naming per source (every labelled level named right; SPIDER slices: discs counted from the "
+                  "bottom, L5/S1 lowest): " + ", ".join(f"{k} {v['cases_all_correct']}/{v['cases']}"
+                                                     for k, v in sorted(s["naming_by_source"].items())) + "."]
+    return lines
+
+
+def _naming_lines(s: dict, rows: list[dict]) -> list[str]:
+    """Card lines: level naming overall, per fold, and every case with a naming error."""
+    lines: list[str] = []
+    if "naming" in s:
+        n = s["naming"]
+        lines += ["", f"Level naming (volumes with level ids and SPIDER slices): every labelled level named correctly in "
+                  f"{n['cases_all_correct']}/{n['cases']} cases ({n['case_accuracy']:.1%}); "
+                  f"{n['level_accuracy']:.1%} of levels correct."]
+        lines += ["", "| fold | volumes all named correctly | body Dice | disc Dice |", "|---|---|---|---|"]
+        for k in s["folds_done"]:
+            fr = [r for r in rows if r.get("fold") == k]
+            named = [r["naming_all_correct"] for r in fr if "naming_all_correct" in r]
+            body = [r["dice_vertebral_body"] for r in fr if "dice_vertebral_body" in r]
+            disc = [r["dice_disc"] for r in fr if "dice_disc" in r]
+            lines.append(f"| {k} | {sum(named)}/{len(named)} | {_fmt(float(np.mean(body))) if body else '-'} | "
+                         f"{_fmt(float(np.mean(disc))) if disc else '-'} |")
+        misses = [r for r in rows if r.get("naming_all_correct") is False]
+        if misses:
+            lines += ["", "Cases with a naming error (truth -> predicted):", ""]
+            for r in misses:
+                wrong = {k: v for k, v in r["naming"].items() if k != v}
+                lines.append(f"- {r['case']}: " + ", ".join(f"{k} -> {v}" for k, v in wrong.items()))
+    return lines
