@@ -10,6 +10,7 @@ import numpy as np
 from lumbarkit.training.segment.evaluate import summarise
 
 REPRODUCE = "lumbarkit train segment --data ../shared/data -o MODELDIR --cv"
+EXTRA_SECTIONS = (("variants.md", "Variants tried"), ("naming.md", "Level naming benchmark (benchmarks/naming.py)"))
 
 
 def collect_cv(out: Path, n_folds: int) -> dict | None:
@@ -93,9 +94,9 @@ def write_card(model_dir: Path, cv: dict | None) -> Path:
             lines.append(f"| {src} | " + " | ".join(_fmt(d[c]) if c in d else "" for c in cols) + " |")
         lines += _sequence_lines(s)
         lines += _naming_lines(s, cv["rows"])
-    variants = model_dir / "variants.md"
-    if variants.exists():
-        lines += ["", "## Variants tried", "", variants.read_text().strip()]
+    for name, title in EXTRA_SECTIONS:  # measured by benchmarks, written beside model.json
+        if (model_dir / name).exists():
+            lines += ["", f"## {title}", "", (model_dir / name).read_text().strip()]
     lines += ["", "## Reproduce", "", "```bash", REPRODUCE, "```", "",
               "Per-case held-out rows are in `cv_rows.json`.", ""]
     path = model_dir / "MODEL_CARD.md"
