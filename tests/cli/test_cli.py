@@ -101,6 +101,7 @@ def test_help_and_info_never_import_torch(tmp_path, phantom, command):
     (["no-such-command"], "No such command"),
     (["batch", "x", "-o", "y", "--workers", "zero"], "workers"),
     (["segment", "x", "-o", "y", "--no-such-option"], "No such option"),
+    (["analyze", "x", "-o", "y", "--lumbar-vertebrae", "7"], "lumbar-vertebrae"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, words):
     """Whatever click typer brings (0.29 vendors its own), a usage error is one line on stderr and exit code 2."""
