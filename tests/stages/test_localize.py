@@ -161,3 +161,11 @@ def test_not_a_spine_reasons():
     one_disc[(one_disc >= 110) & (one_disc != 123)] = 0
     probs = one_hot_probabilities(one_disc)
     assert "1 intervertebral disc" in not_a_spine(ph.scan, localize(ph.scan, probs), probs)
+
+
+def test_midline_mass_of_float16_probabilities_does_not_overflow():
+    """Probabilities are float16 (stage 1 keeps them so); their per-slice mass on a large slice passes 65504."""
+    probs = np.zeros((5, 6, 400, 400), dtype=np.float16)
+    probs[:, CANAL] = 0.3
+    probs[3, CANAL] = 0.9
+    assert 3 in midline_slices(probs) and 0 not in midline_slices(probs)

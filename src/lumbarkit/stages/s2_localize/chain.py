@@ -21,7 +21,7 @@ def midline_slices(probabilities: np.ndarray) -> tuple[int, ...]:
     MIDLINE_PRIOR_SIGMA x slice count): a sagittal series is planned on the spine, and lateral
     slices can hold spurious disc-like tissue."""
     n = len(probabilities)
-    mass = probabilities[:, CANAL].sum(axis=(1, 2)) + probabilities[:, DISC].sum(axis=(1, 2))
+    mass = probabilities[:, CANAL].sum(axis=(1, 2), dtype=np.float64) + probabilities[:, DISC].sum(axis=(1, 2), dtype=np.float64)
     mass = mass * np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (MIDLINE_PRIOR_SIGMA * n)) ** 2)
     best = int(mass.argmax())
     lo = hi = best
