@@ -16,9 +16,9 @@ SACRUM_LENGTH_RATIO = 1.5  # bone below the lowest disc this many disc spacings 
 SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its bone is sacrum class
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
 # Cues that must agree with the anchor (calibrated by benchmarks/naming.py; see the README, "How levels are named")
-IRREGULAR_GAP_RATIO = (0.6, 1.4)  # a disc-to-disc gap outside this share of the median breaks the chain
-MERGED_DISC_AREA_RATIO = 2.0  # a disc this many times the median disc area may be two discs read as one
-RUDIMENTARY_DISC_AREA_RATIO = 0.4  # a lowest disc under this share of the one above may be a transitional segment
+IRREGULAR_GAP_RATIO = (0.5, 1.4)  # a disc-to-disc gap outside this share of the median breaks the chain
+MERGED_DISC_AREA_RATIO = 2.5  # a disc this many times the median disc area may be two discs read as one
+RUDIMENTARY_DISC_AREA_RATIO = 0.3  # a lowest disc under this share of the one above may be a transitional segment
 WEAK_ANCHORS = ("lowest body", "none")  # anchors that name nothing by themselves
 
 
