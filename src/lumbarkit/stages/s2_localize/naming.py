@@ -14,6 +14,10 @@ CUT_SACRUM_CONFIDENCE = 0.45
 MIN_CUT_WIDTH_MM = 10.0  # bone at least this wide on the image's last row was cut by the field of view
 SACRUM_LENGTH_RATIO = 1.5  # bone below the lowest disc this many disc spacings long is the sacrum
 SACRUM_FRACTION = 0.4  # bone interval counts as sacral when this share of its bone is sacrum class
+# ... or, for the lowest interval only, this share while no interval above reaches LUMBAR_SACRUM_SHARE: the
+# contrast with the lumbar bodies above marks S1 (the v4 model on the T1 demo phantom: 0.34 below 0.0 above)
+LOWEST_SACRUM_FRACTION = 0.2
+LUMBAR_SACRUM_SHARE = 0.05
 MISSED_DISC_GAP_RATIO = 1.7  # a disc-to-disc gap this many times the median means a missed disc
 # Cues that must agree with the anchor (calibrated by benchmarks/naming.py; see the README, "How levels are named")
 IRREGULAR_GAP_RATIO = (0.5, 1.4)  # a disc-to-disc gap outside this share of the median breaks the chain
@@ -45,6 +49,11 @@ def anchor(bodies: dict[int, Blob], discs: list[Blob], sacrum_inferred: bool, sa
             s1 = iv
         elif s1 is not None:
             break
+    if s1 is None and len(bodies) >= 3:
+        lowest = max(bodies)
+        above = [b.score for iv, b in bodies.items() if iv != lowest]
+        if bodies[lowest].score >= LOWEST_SACRUM_FRACTION and max(above) < LUMBAR_SACRUM_SHARE:
+            s1 = lowest
     sacrum_found = s1 is not None
     if sacrum_found:
         s1_mask = np.zeros(sacrum_share.shape, dtype=bool)
