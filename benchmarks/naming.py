@@ -33,7 +33,7 @@ from lumbarkit.models.folder import ModelFolder, packaged_model
 from lumbarkit.stages.s1_segment import predict_probabilities
 from lumbarkit.stages.s2_localize import localize
 from lumbarkit.training.grade.data import read_series
-from lumbarkit.training.segment.data import list_cases
+from lumbarkit.training.segment.data import list_cases, load_png_case
 from lumbarkit.training.segment.evaluate import disc_ids_from_bottom, naming_scores
 
 SACRUM_KEEP_MM = 15.0  # bone kept below the L5/S1 disc in the "sacrum cut" crops
@@ -80,15 +80,12 @@ def _crop(scan, truth2d: np.ndarray, rows: slice):
 
 
 def run_masks(cases, pick, target_mm) -> list[dict]:
-    import imageio.v3 as iio
-
     rows = []
     for c in cases:
         predict = pick(c)
         if predict is None:
             continue
-        scan = load_scan(c["image"], spacing_mm=c["spacing_mm"])
-        truth = np.asarray(iio.imread(c["label"])).astype(np.int32)
+        scan, truth = load_png_case(c)
         ids = disc_ids_from_bottom(truth)
         base = {"case": c["case"], "sequence": c["sequence"]}
         levels = localize(scan, predict_probabilities(scan, predict, target_mm))

@@ -324,16 +324,24 @@ def list_cases(data: Path) -> list[dict]:
     return sorted(cases, key=lambda c: c["case"])
 
 
+def load_png_case(case: dict):
+    """(scan, 2D label array) of a 2D case (slices2d, spider_masks): the image with its pixel spacing (the case's,
+    or the slices2d estimate) and its PNG mask."""
+    import imageio.v3 as iio
+
+    from lumbarkit.io import load_scan
+
+    spacing = case.get("spacing_mm") or (SLICES2D_SPACING_MM, SLICES2D_SPACING_MM)
+    return load_scan(case["image"], spacing_mm=spacing), np.asarray(iio.imread(case["label"]))
+
+
 def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
     """Resampled, normalised training slices of one case (only slices with a loss region)."""
     from lumbarkit.io import load_scan
     from lumbarkit.io.volume import read_label_volume
 
     if case["source"] == "slices2d":
-        import imageio.v3 as iio
-
-        scan = load_scan(case["image"], spacing_mm=(SLICES2D_SPACING_MM, SLICES2D_SPACING_MM))
-        raw = np.asarray(iio.imread(case["label"]))
+        scan, raw = load_png_case(case)
         # slices without body labels annotate discs only: unlabelled pixels may then be bone
         codes = np.full(raw.shape, 11 if (raw == 2).any() else 10, dtype=np.uint8)
         codes[raw == 1] = 3
@@ -341,10 +349,8 @@ def load_case_slices(case: dict, target_mm: float) -> list[TrainingSlice]:
         codes[_below_lowest_disc(raw == 2, raw == 1)] = 5
         codes = codes[None]
     elif case["source"] == "spider_masks":
-        import imageio.v3 as iio
-
-        scan = load_scan(case["image"], spacing_mm=case["spacing_mm"])
-        codes = spider_mask_codes(np.asarray(iio.imread(case["label"])))[None]
+        scan, raw = load_png_case(case)
+        codes = spider_mask_codes(raw)[None]
     else:
         scan = load_scan(case["image"])
         labels = read_label_volume(case["label"])

@@ -137,12 +137,10 @@ def evaluate_case(case: dict, predict: Callable, target_mm: float) -> dict:
     from lumbarkit.stages.s2_localize import localize
 
     if case["source"] in ("slices2d", "spider_masks"):
-        import imageio.v3 as iio
+        from lumbarkit.training.segment.data import load_png_case
 
-        from lumbarkit.training.segment.data import SLICES2D_SPACING_MM
-
-        scan = load_scan(case["image"], spacing_mm=case.get("spacing_mm") or (SLICES2D_SPACING_MM,) * 2)
-        truth = np.asarray(iio.imread(case["label"]))[None].astype(np.int32)
+        scan, raw = load_png_case(case)
+        truth = raw[None].astype(np.int32)
     else:
         scan = load_scan(case["image"])
         truth = read_label_volume(case["label"])
