@@ -24,3 +24,33 @@ def phantom():
     from lumbarkit.phantom import make_phantom
 
     return make_phantom()
+
+
+@pytest.fixture(scope="session")
+def dicom_tool():
+    """``dicom_tool("dciodvfy")``: the path of a Debian DICOM client, or a skip naming the package to install."""
+    import shutil
+
+    packages = {"dciodvfy": "dicom3tools", "dsrdump": "dcmtk", "dcmdump": "dcmtk", "dcmcjpeg": "dcmtk", "dcm2niix": "dcm2niix"}
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            pytest.skip(f"{name} not installed (Debian package {packages.get(name, name)}; .ci/run installs it)")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def dciodvfy_errors(dicom_tool):
+    """``dciodvfy_errors(path)``: the error lines dicom3tools' validator reports for a DICOM file (skips without it)."""
+    import subprocess
+
+    tool = dicom_tool("dciodvfy")
+
+    def errors(path) -> list[str]:
+        proc = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
+        return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
+
+    return errors

@@ -154,7 +154,7 @@ def test_keep_phi_keeps_identifiers(planted_dicom, tmp_path):
     assert PLANTED["PatientID"] in (out / "report.html").read_text()
 
 
-def test_dicom_seg_and_sr_reference_the_source(planted_dicom, tmp_path):
+def test_dicom_seg_and_sr_reference_the_source(planted_dicom, tmp_path, dciodvfy_errors):
     pytest.importorskip("highdicom")
     import pydicom
 
@@ -170,6 +170,7 @@ def test_dicom_seg_and_sr_reference_the_source(planted_dicom, tmp_path):
     assert any("L4/L5" in n for n in names), names
     # everything but the DICOM objects (which carry the patient module by necessity) stays clean
     assert _leaks(out, skip_suffix=(".dcm",)) == []
+    assert dciodvfy_errors(out / "segmentation.dcm") == [] and dciodvfy_errors(out / "report_sr.dcm") == []
 
 
 def test_not_a_spine_is_a_one_line_error(tmp_path):

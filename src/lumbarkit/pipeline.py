@@ -174,7 +174,7 @@ class Pipeline:
             label_map = LabelMap.on_grid_of(scan, labels)
             check_label_convention(label_map.present_labels)
             levels = Levels.from_label_map(scan, label_map)
-        warnings = levels.user_warnings()
+        warnings = list(scan.metadata.notes) + list(levels.user_warnings())
         measurements = grades = crops = None
         hotspots: dict = {}
         if last >= STAGES.index("measure"):
@@ -283,7 +283,11 @@ def spine_confidence(probabilities) -> float:
 
 
 def _identifiers(source, scan: Scan) -> dict:
-    """Patient/study identifiers of a DICOM source (only written with keep_phi)."""
+    """Patient/study identifiers of a DICOM source or a NIfTI's sidecar (only written with keep_phi)."""
+    if scan.metadata.source_format == "nifti":
+        from lumbarkit.io.sidecar import sidecar_identifiers
+
+        return sidecar_identifiers(Path(source))
     if scan.metadata.source_format != "dicom":
         return {}
     try:

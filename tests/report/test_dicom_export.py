@@ -183,3 +183,16 @@ def test_scan_off_the_source_grid_is_an_input_error(exported, tmp_path):
     with pytest.raises(InputError, match="off the scan grid") as info:
         write_dicom_seg(moved, exported["labels"], exported["folder"], tmp_path / "seg.dcm", _names(exported["labels"]))
     assert "\n" not in str(info.value)
+
+
+def test_seg_and_sr_pass_the_dicom3tools_validator(exported, dciodvfy_errors):
+    assert dciodvfy_errors(exported["seg"]) == []
+    assert dciodvfy_errors(exported["sr"]) == []
+
+
+def test_sr_renders_in_dcmtk(exported, dicom_tool):
+    import subprocess
+
+    proc = subprocess.run([dicom_tool("dsrdump"), str(exported["sr"])], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Imaging Measurement Report" in proc.stdout and "L4/L5" in proc.stdout

@@ -83,8 +83,14 @@ def read_volume(path: Path) -> Scan:
         raise InputError(f"{path.name} holds non-finite voxel values (NaN or infinity)")
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(f"{path.name} has a degenerate or non-finite affine")
-    fmt = "nifti" if is_nifti else name.rsplit(".", 1)[-1]
-    return Scan.from_array(data, affine, ScanMetadata(source_format=fmt))
+    if not is_nifti:
+        return Scan.from_array(data, affine, ScanMetadata(source_format=name.rsplit(".", 1)[-1]))
+    from lumbarkit.io.sidecar import read_sidecar
+
+    side = read_sidecar(path, slice_spacing_mm=float(np.linalg.norm(affine[:3, 2])))
+    meta = ScanMetadata(sequence=side.sequence, series_description=side.series_description, manufacturer=side.manufacturer,
+                        field_strength_t=side.field_strength_t, source_format="nifti", notes=side.notes)
+    return Scan.from_array(data, affine, meta)
 
 
 def read_label_volume(path: Path | str) -> np.ndarray:

@@ -25,7 +25,7 @@ from lumbarkit.report.dicom.codes import (
 from lumbarkit.scan import Scan
 
 log = logging.getLogger(__name__)
-from lumbarkit.report.dicom.source import match_frames, source_datasets
+from lumbarkit.report.dicom.source import export_copy, match_frames, source_datasets
 
 
 def write_dicom_seg(scan: Scan, labels: np.ndarray, source: Path, out_path: Path, segment_names: dict[int, str]) -> Path:
@@ -53,7 +53,7 @@ def write_dicom_seg(scan: Scan, labels: np.ndarray, source: Path, out_path: Path
     from pydicom.sr.codedict import codes
 
     labels, ids = _named_labels(scan, labels, segment_names)
-    datasets = source_datasets(Path(source), scan.metadata.series_uid)
+    datasets = [export_copy(ds) for ds in source_datasets(Path(source), scan.metadata.series_uid)]
     grid_labels, source_affine = scan.to_source_grid(labels)
     slots = match_frames(scan, datasets, grid_labels.shape, source_affine)
 

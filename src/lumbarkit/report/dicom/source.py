@@ -12,6 +12,16 @@ from lumbarkit.scan import Scan
 
 GRID_TOLERANCE_VOXELS = 0.1  # a source image must sit this close (in voxels) to a slice of the scan grid
 
+# Type 2 attributes of the Patient and General Study modules that derived objects (SEG, SR) copy from
+# their source. De-identification (PS3.15 Basic Application Level Confidentiality Profile) may empty
+# or remove them; a derived object then carries them present and empty, as the standard allows.
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                "ReferringPhysicianName", "StudyID", "AccessionNumber")
+# Identifiers of the site and staff that highdicom would copy into a derived object's Contributing Equipment
+# Sequence; they are not part of the patient/study modules a derived object must copy, so they are dropped.
+SITE_IDENTIFIERS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+                    "OperatorsName", "PerformingPhysicianName")
+
 if TYPE_CHECKING:  # pragma: no cover
     import pydicom
 
@@ -58,6 +68,21 @@ def source_datasets(source: Path, series_uid: str, headers_only: bool = False) -
             set_transfer_syntax(ds)
         out.append(ds)
     return out
+
+
+def export_copy(ds: "pydicom.Dataset") -> "pydicom.Dataset":
+    """Prepare ``ds`` (an in-memory copy read for export, never written back) as the source of a SEG/SR.
+
+    Every missing :data:`TYPE2_COPIED` attribute is added empty, so a de-identified source still gives a
+    valid object, and the :data:`SITE_IDENTIFIERS` are removed. Returns ``ds``.
+    """
+    for keyword in TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    for keyword in SITE_IDENTIFIERS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    return ds
 
 
 def match_frames(scan: Scan, datasets: list[Any], shape: tuple[int, int, int], source_affine: np.ndarray) -> list[list[int | None]]:

@@ -26,7 +26,7 @@ from lumbarkit.report.dicom.codes import (
 from lumbarkit.scan import Scan
 
 log = logging.getLogger(__name__)
-from lumbarkit.report.dicom.source import source_datasets
+from lumbarkit.report.dicom.source import export_copy, source_datasets
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def write_dicom_sr(
     if not items:
         raise ValueError("an SR needs at least one item")
     series_uid = scan.metadata.series_uid
-    evidence = source_datasets(Path(source), series_uid)
+    evidence = [export_copy(ds) for ds in source_datasets(Path(source), series_uid)]
     seg_ds, seg_segments = (None, {})
     if seg_path is not None:
         seg_ds, seg_segments = _read_seg(Path(seg_path), series_uid)
