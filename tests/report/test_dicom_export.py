@@ -196,3 +196,23 @@ def test_sr_renders_in_dcmtk(exported, dicom_tool):
     proc = subprocess.run([dicom_tool("dsrdump"), str(exported["sr"])], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Imaging Measurement Report" in proc.stdout and "L4/L5" in proc.stdout
+
+
+def test_a_failure_while_writing_dicom_leaves_no_output_folder(exported, tmp_path, monkeypatch, capsys):
+    """The SR writer fails after the SEG is written: nothing of the run appears, not even result.json."""
+    import sys
+
+    import lumbarkit.report.dicom as dicom_module
+    from lumbarkit.cli.main import run
+
+    def broken(*args, **kwargs):
+        raise InputError("cannot write the SR (simulated)")
+
+    monkeypatch.setattr(dicom_module, "write_dicom_sr", broken)
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["lumbarkit", "analyze", str(exported["folder"]), "-o", str(out), "--dicom", "--no-hotspots"])
+    with pytest.raises(SystemExit) as info:
+        run()
+    assert info.value.code == 2
+    assert "simulated" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
