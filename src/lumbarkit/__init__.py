@@ -18,4 +18,13 @@ def analyze(source, spacing_mm=None, series=None, config=None, keep_phi=False):
     return _analyze(source, spacing_mm=spacing_mm, series=series, config=config, keep_phi=keep_phi)
 
 
-__all__ = ["__version__", "LumbarkitError", "analyze", "load_scan", "LabelMap", "Scan", "ScanMetadata"]
+def analyze_study(*inputs, series=None, config=None, keep_phi=False):
+    """Analyse a study: a DICOM study folder, a BIDS folder, or several series files given together; returns a
+    :class:`~lumbarkit.study.result.StudyResult` (each series' result, the level check, one fused grade per disc)."""
+    from lumbarkit.pipeline import Pipeline
+    from lumbarkit.study import analyze_study as _analyze_study, find_study
+
+    return _analyze_study(find_study(inputs, series), Pipeline(config), keep_phi=keep_phi)
+
+
+__all__ = ["__version__", "LumbarkitError", "analyze", "analyze_study", "load_scan", "LabelMap", "Scan", "ScanMetadata"]

@@ -35,6 +35,7 @@ class PipelineConfig:
     """Options of an analysis (also readable from a YAML file with these keys).
 
     segment_model / grade_model : model folder paths (default: the packaged models).
+    study_model : the study grader (T1 and T2 crops together) for studies of several series (default: packaged).
     tta : test-time augmentation in the grader.
     hotspots : compute occlusion evidence maps for ``hotspot_tasks``.
     lumbar_vertebrae : 4, 5 or 6 when the spine's lumbar count is known (transitional anatomy); None assumes 5.
@@ -42,6 +43,7 @@ class PipelineConfig:
 
     segment_model: str | None = None
     grade_model: str | None = None
+    study_model: str | None = None
     tta: bool = True
     hotspots: bool = True
     hotspot_tasks: tuple[str, ...] = HOTSPOT_TASKS
@@ -102,6 +104,8 @@ class Pipeline:
         self._segmenter = None
         self._grader = None
         self._grader_missing: str | None = None
+        self._study_grader = None
+        self._study_missing: str | None = None
 
     @property
     def segmenter(self):
@@ -126,6 +130,21 @@ class Pipeline:
                     raise
                 self._grader_missing = str(exc)
         return self._grader
+
+    @property
+    def study_grader(self):
+        """The study grader :class:`ModelFolder`, or None when none is installed (the T2 series' grades are then used)."""
+        if self._study_grader is None and self._study_missing is None:
+            from lumbarkit.models.folder import load_model
+
+            path = self.config.study_model
+            try:
+                self._study_grader = load_model(path, "grade_study", self.threads)
+            except ModelError as exc:
+                if path is not None:
+                    raise
+                self._study_missing = str(exc)
+        return self._study_grader
 
     def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False,
                 lumbar_vertebrae: int | None = None) -> ScanResult:

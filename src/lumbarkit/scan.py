@@ -36,6 +36,7 @@ class ScanMetadata:
     field_strength_t: float | None = None
     source_format: str = ""  # "dicom", "nifti", "mha", "nrrd", "image"
     series_uid: str = ""  # technical UID, kept to reference the source series (DICOM SEG/SR)
+    frame_of_reference_uid: str = ""  # DICOM FrameOfReferenceUID: series sharing it share patient coordinates
     notes: tuple[str, ...] = ()  # reader warnings (e.g. a sidecar disagreeing with the file); become result warnings
 
     def to_dict(self) -> dict:

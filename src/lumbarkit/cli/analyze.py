@@ -18,13 +18,14 @@ from lumbarkit.cli.options import (
 from lumbarkit.errors import InputError
 
 
-def print_summary(result, outdir: Path) -> None:
-    """Levels, grades and warnings as a rich table on stdout."""
+def print_summary(result, outdir: Path, grades=None, warnings=None) -> None:
+    """Levels, grades (``grades``: a study's fused grades) and warnings as a rich table on stdout."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    graded = {d.level: d for d in result.grades.discs} if result.grades is not None else {}
+    grades = grades if grades is not None else result.grades
+    graded = {d.level: d for d in grades.discs} if grades is not None else {}
     table = Table(title=f"{len(result.levels.discs)} discs, {len(result.levels.vertebrae)} vertebrae")
     for col in ("level", "conf.", "Pfirrmann", "LDD", "Modic", "disc height mm", "slip %"):
         table.add_column(col)
@@ -38,13 +39,14 @@ def print_summary(result, outdir: Path) -> None:
             f"{d.slip_percent.value:+.0f}" if d is not None and d.slip_percent.ok else "",
         )
     console.print(table)
-    for w in result.warnings:
+    for w in (warnings if warnings is not None else result.warnings):
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 @app.command()
 def analyze(
-    input: Path = typer.Argument(..., help="DICOM folder/file, NIfTI, MHA/MHD, NRRD or 2D image."),
+    inputs: list[Path] = typer.Argument(..., help="DICOM study folder or file, BIDS folder of NIfTI files, NIfTI, MHA/MHD, NRRD "
+                                                 "or 2D image; several files (e.g. t1.nii.gz t2.nii.gz) form one study."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (created if missing)."),
     spacing: Optional[tuple[float, float]] = SpacingOption,
     series: Optional[str] = SeriesOption,
@@ -56,27 +58,32 @@ def analyze(
     lumbar_vertebrae: Optional[int] = LumbarOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
-    """Segment, name levels, grade discs and measure one scan; writes result.json, CSVs, masks, QC images and report.html."""
+    """Segment, name levels, grade discs and measure a scan or a study (every sagittal series; one fused grade per disc)."""
     from dataclasses import replace
 
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.io.readers import is_dicom_path
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.outfolder import check_output, staged_folder
-    from lumbarkit.report.outputs import write_outputs
+    from lumbarkit.report.study_outputs import write_study_outputs
+    from lumbarkit.study import analyze_study, find_study
 
-    check_output(out, input, overwrite)  # before any work
-    if dicom and not is_dicom_path(input):
+    check_output(out, inputs, overwrite)  # before any work
+    if dicom and not any(is_dicom_path(p) and not p.name.lower().endswith((".nii", ".nii.gz")) for p in inputs):
         raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
     if lumbar_vertebrae is not None:
         cfg = replace(cfg, lumbar_vertebrae=lumbar_vertebrae)
+    study = find_study(inputs, series)
     with StageStatus() as status:
-        result = Pipeline(cfg).run(input, spacing_mm=spacing_tuple(spacing), series=series, keep_phi=keep_phi,
-                                   on_stage=status.update)
-    with staged_folder(out, input) as tmp:
-        paths = write_outputs(result, tmp, keep_phi=keep_phi, dicom_source=input if dicom else None)
-    print_summary(result, out)
+        result = analyze_study(study, Pipeline(cfg), keep_phi=keep_phi, on_stage=status.update, spacing_mm=spacing_tuple(spacing))
+    with staged_folder(out, inputs) as tmp:
+        paths = write_study_outputs(result, tmp, keep_phi=keep_phi, dicom=dicom)
+    fused = result.fused.grades if result.fused is not None and not result.single else None
+    print_summary(result.primary_result, out, grades=fused, warnings=result.warnings if not result.single else None)
+    if not result.single:
+        typer.echo(f"study: {len(result.analysed)} of {len(result.refs)} series analysed; grades fused by the "
+                   f"{result.fused.model if result.fused is not None else 'none'}")
     typer.echo(f"report: {out / paths['report'].name}")

@@ -148,15 +148,27 @@ class GraderNet(nn.Module):
         self.spec = dict(spec)
         self.tasks = select_tasks(spec.get("tasks"))
         self.task_names = tuple(t.name for t in self.tasks)
-        self.trunk, features, cam = _build_trunk(spec)
+        self.fusion = str(spec.get("fusion", "early"))  # channels are slices or sequences: "early"; "late": one trunk per channel
+        if self.fusion not in ("early", "late"):
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose early or late")
+        self.trunk, features, cam = _build_trunk({**spec, "in_channels": 1} if self.fusion == "late" else spec)
         hidden = int(spec.get("hidden", 256))
         self.neck = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(float(spec.get("dropout", 0.3))))
         self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, t.n_classes) for t in self.tasks})
         self.cam_layer = f"trunk.{cam}"
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Shared embedding ``(B, hidden)`` of a crop batch."""
-        return self.neck(self.trunk(x))
+        """Shared embedding ``(B, hidden)`` of a crop batch.
+
+        Late fusion: each channel (sequence) goes through the shared trunk alone; the features of the channels
+        that hold an image (not all zero: a missing sequence) are averaged."""
+        if self.fusion == "early":
+            return self.neck(self.trunk(x))
+        b, c = x.shape[0], x.shape[1]
+        per_channel = self.trunk(x.reshape(b * c, 1, *x.shape[2:])).reshape(b, c, -1)
+        present = (x.abs().amax(dim=(2, 3)) > 0).to(per_channel.dtype).unsqueeze(-1)
+        fused = (per_channel * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
+        return self.neck(fused)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.features(x)
@@ -166,7 +178,9 @@ class GraderNet(nn.Module):
 def build_grader(spec: dict) -> GraderNet:
     """Build the grader described by ``spec`` (the ``architecture`` entry of its model.json).
 
-    Keys: ``trunk`` (one of :data:`TRUNKS`), ``in_channels`` (= crop ``n_slices``), ``tasks`` (names,
+    Keys: ``trunk`` (one of :data:`TRUNKS`), ``in_channels`` (= crop ``n_slices``, or sequences), ``fusion``
+    ("early": channels into one trunk, default; "late": one shared trunk per channel, features averaged over
+    the channels present), ``sequences`` (the channel order of a multi-sequence grader, e.g. ["T1", "T2"]), ``tasks`` (names,
     default all of :data:`lumbarkit.tasks.TASK_NAMES`), ``width`` (channel multiplier; default per trunk),
     ``hidden`` (neck size, 256), ``dropout`` (0.3), ``input_shape`` ((H, W), used by "efficientnet"),
     and per trunk: ``layers`` (resnet), ``depth``/``drop_connect`` (efficientnet), ``se_ratio`` (vgg11_ca).

@@ -34,7 +34,7 @@ dt{color:#5b6170}dd{margin:0}
 """
 
 
-def _img(path: Path, alt: str, css_class: str = "") -> str:
+def img_tag(path: Path, alt: str, css_class: str = "") -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     cls = f' class="{css_class}"' if css_class else ""
     return f'<img{cls} alt="{escape(alt)}" src="data:image/png;base64,{data}">'
@@ -105,8 +105,9 @@ def _vertebra_table(result) -> str:
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
 
 
-def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: bool = False) -> str:
-    """The HTML text of the report for ``result`` whose images were written to ``outdir``."""
+def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: bool = False, extra: str = "") -> str:
+    """The HTML text of the report for ``result`` whose images were written to ``outdir`` (``extra``: sections
+    placed after the disc table, e.g. a study's series and crops)."""
     summary = result.input_summary(keep_phi)
     m = result.measurements
     lordosis = f"{m.lordosis.value:.1f}° ({escape(m.lordosis_method or '')})" if m.lordosis.ok else "not measured"
@@ -126,7 +127,7 @@ def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: boo
                      f"<td><code>{escape(mi.sha256[:16])}…</code></td></tr>" for mi in result.models)
     hot = ""
     if hotspot_files:
-        figs = "".join(f"<figure>{_img(p, p.stem)}<figcaption>{escape(p.stem.replace('-', '/').replace('_', ' '))}</figcaption></figure>"
+        figs = "".join(f"<figure>{img_tag(p, p.stem)}<figcaption>{escape(p.stem.replace('-', '/').replace('_', ' '))}</figcaption></figure>"
                        for p in hotspot_files)
         hot = ("<section><h2>Evidence hotspots</h2><p class='muted'>Occlusion maps: red = the region whose "
                f"occlusion most lowers the predicted grade.</p><div class='hot'>{figs}</div></section>")
@@ -137,7 +138,7 @@ def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: boo
 <div class="notice"><strong>{escape(RESEARCH_NOTICE)}</strong> Grades and measurements are automatic and must be checked by a qualified reader.</div>
 <main>
 <div>
-<section class="qc"><h2>Quality control</h2>{_img(outdir / 'qc.png', 'QC: levels, outlines and measurement lines')}</section>
+<section class="qc"><h2>Quality control</h2>{img_tag(outdir / 'qc.png', 'QC: levels, outlines and measurement lines')}</section>
 <section><h2>Scan</h2><dl>{dl}</dl></section>
 <section class="warn"><h2>Warnings</h2><ul>{warnings}</ul></section>
 </div>
@@ -147,6 +148,7 @@ def render_report(result, outdir: Path, hotspot_files: list[Path], keep_phi: boo
 DH: disc height, DHI: disc height index; slip with its Meyerding grade (M).</p></section>
 <section><h2>Vertebrae</h2>{_vertebra_table(result)}
 <p class="muted">Heights anterior/middle/posterior; height loss with its Genant grade.</p></section>
+{extra}
 {hot}
 <section><h2>Models</h2><table><tr><th>stage</th><th>model</th><th>version</th><th>sha256</th></tr>{models}</table></section>
 </div>

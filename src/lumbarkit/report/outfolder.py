@@ -24,7 +24,9 @@ MARKER = ".lumbarkit-output"  # in every output folder: which input it belongs t
 
 
 def input_key(source) -> str:
-    """The input an output belongs to: its resolved path (a folder or a file)."""
+    """The input an output belongs to: its resolved path (a folder or a file), or the paths of several inputs."""
+    if isinstance(source, (list, tuple)):
+        return str(Path(source[0]).resolve()) if len(source) == 1 else "|".join(str(Path(p).resolve()) for p in source)
     return str(Path(source).resolve())
 
 

@@ -77,10 +77,12 @@ def grade_note(g) -> str:
     return " ".join(parts)
 
 
-def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Path | None = None) -> dict[str, Path]:
+def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Path | None = None,
+                  report_extra=None) -> dict[str, Path]:
     """Write every output file of ``result`` into ``outdir``; returns {kind: path}.
 
-    ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it.
+    ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it. ``report_extra``
+    (a callable ``outdir -> html``) adds sections to ``report.html`` (a study's series and crops).
     """
     from lumbarkit.report.html import render_report
     from lumbarkit.report.labelmap import write_label_map
@@ -105,7 +107,8 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
     hotspot_files = write_hotspots(result, outdir)
     if dicom_source is not None:
         paths.update(_write_dicom(result, outdir, dicom_source))
-    paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi))
+    extra = report_extra(outdir) if report_extra is not None else ""
+    paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi, extra))
     return paths
 
 

@@ -20,7 +20,7 @@ from lumbarkit.results.measurements import SpineMeasurements
 from lumbarkit.scan import Scan
 from lumbarkit.version import __version__
 
-SCHEMA_VERSION = "1.1"  # 1.1: spine.naming
+SCHEMA_VERSION = "1.2"  # 1.1: spine.naming; 1.2: levels[].sequences, study
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "result.schema.json"
 DISC_MEASURE_COLUMNS = (
     "disc_height_anterior_mm", "disc_height_middle_mm", "disc_height_posterior_mm",
@@ -94,10 +94,8 @@ class ScanResult:
             rec: dict = {"level": name, "confidence": _round(conf.get(name))}
             g = graded.get(name)
             if g is not None:
-                rec["grades"] = {task: {"value": int(g.grades[task]), "probabilities": [_round(p) for p in g.probabilities[task]]}
-                                 for task in sorted(g.grades)}
-                if g.ldd:
-                    rec["grades"]["ldd_3class"] = {"value": g.ldd, "probabilities": [_round(p) for p in g.ldd_probabilities]}
+                rec["sequences"] = self.sequences_label
+                rec["grades"] = grade_record(g)
             elif name in skipped:
                 rec["not_graded"] = skipped[name]
             d = self.measurements.disc(name) if self.measurements is not None else None
@@ -110,6 +108,11 @@ class ScanResult:
                     rec["not_measured"] = d.missing_reason
             out.append(rec)
         return out
+
+    @property
+    def sequences_label(self) -> str:
+        """The sequence the grades of this scan come from, as ``levels.csv`` ``sequences`` names it (``T2``, ``T1``, ...)."""
+        return sequence_label(self.scan.metadata.sequence)
 
     def vertebra_records(self) -> list[dict]:
         conf = {i.name: i.confidence for i in self.levels.vertebrae}
@@ -158,6 +161,7 @@ class ScanResult:
             row = {c: "" for c in levels_csv_columns()}
             row.update(graded.get(inst.name, {}))
             row["level"] = inst.name
+            row["sequences"] = self.sequences_label if inst.name in graded else ""
             row["confidence"] = _round(inst.confidence)
             row["naming_uncertain"] = bool(self.levels.naming.uncertain) if self.levels.naming is not None else ""
             mrow = by_disc.get(inst.name, {})
@@ -172,7 +176,20 @@ class ScanResult:
 
 
 def levels_csv_columns() -> tuple[str, ...]:
-    return (*CSV_COLUMNS, "confidence", "naming_uncertain", *DISC_MEASURE_COLUMNS)
+    return (*CSV_COLUMNS, "sequences", "confidence", "naming_uncertain", *DISC_MEASURE_COLUMNS)
+
+
+def grade_record(g) -> dict:
+    """``result.json`` grades of one :class:`DiscGrade`: per task the value and rounded probabilities, and the 3-class LDD."""
+    rec = {task: {"value": int(g.grades[task]), "probabilities": [_round(p) for p in g.probabilities[task]]} for task in sorted(g.grades)}
+    if g.ldd:
+        rec["ldd_3class"] = {"value": g.ldd, "probabilities": [_round(p) for p in g.ldd_probabilities]}
+    return rec
+
+
+def sequence_label(sequence: str) -> str:
+    """How ``sequences`` names a series' sequence: T2 SPACE counts as T2 (the fused grader's T2 channel)."""
+    return "T2" if sequence == "T2_SPACE" else sequence
 
 
 def _round(v):

@@ -173,6 +173,7 @@ def _metadata(series: Series) -> ScanMetadata:
         field_strength_t=field,
         source_format="dicom",
         series_uid=series.uid,
+        frame_of_reference_uid=header_text(ds, "FrameOfReferenceUID"),
     )
 
 

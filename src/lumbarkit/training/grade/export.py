@@ -41,8 +41,10 @@ def training_counts(data) -> dict:
     }
 
 
-def export_grader(net, cfg, data, out: str | Path, *, epoch_seconds=None, metrics: dict | None = None) -> Path:
-    """Write the model folder for ``net`` trained with ``cfg`` on ``data`` (a :class:`GradeDataset`)."""
+def export_grader(net, cfg, data, out: str | Path, *, epoch_seconds=None, metrics: dict | None = None,
+                  name: str = MODEL_NAME, input_extra: dict | None = None) -> Path:
+    """Write the model folder for ``net`` trained with ``cfg`` on ``data`` (a :class:`GradeDataset`); ``name`` and
+    ``input_extra`` (more ``input`` keys, e.g. a study grader's channel sequences) describe other graders."""
     from safetensors.torch import save_file
 
     from lumbarkit.nets.grader import count_parameters, export_onnx
@@ -54,7 +56,7 @@ def export_grader(net, cfg, data, out: str | Path, *, epoch_seconds=None, metric
     outputs = export_onnx(net, out / "model.onnx", input_shape)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
     meta = {
-        "name": MODEL_NAME,
+        "name": name,
         "version": "1",
         "task": "grading",
         "min_package_version": __version__,
@@ -64,7 +66,7 @@ def export_grader(net, cfg, data, out: str | Path, *, epoch_seconds=None, metric
         "input": {"name": "crops", "shape": ["batch", *input_shape], "modality": "MR",
                   "orientation": "disc crop: rows along the disc normal (inferior down), cols along the disc (posterior right)",
                   "normalisation": "adjacent vertebral bodies' median = 0.5, clipped to [0, 1] (stages/crops.py)",
-                  "sequences_seen": sorted(set(data.sequence.tolist()))},
+                  "sequences_seen": sorted(set(data.sequence.tolist())), **(input_extra or {})},
         "outputs": {"names": outputs, "kind": "logits per task; softmax over classes"},
         "tasks": task_table(),
         "tta": {"default": True, "variants": "stages/grade.py TTA_NAMES"},

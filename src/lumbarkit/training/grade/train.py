@@ -46,6 +46,8 @@ class GradeTrainConfig:
     pfirrmann_weight: float = 2.0  # Pfirrmann and Modic are the headline tasks
     modic_weight: float = 1.5
     threads: int = 1
+    fusion: str = "early"  # multi-sequence crops: "early" (channels) or "late" (one trunk per sequence)
+    sequence_dropout: float = 0.0  # > 0: channels are sequences; each present one is blanked with this probability
 
     def architecture(self, n_slices: int, shape_px) -> dict:
         from lumbarkit.nets.grader import default_spec
@@ -53,6 +55,8 @@ class GradeTrainConfig:
         spec = default_spec(self.trunk, n_slices, shape_px)
         if self.width is not None:
             spec["width"] = float(self.width)
+        if self.fusion != "early":
+            spec["fusion"] = self.fusion
         return spec
 
 
@@ -66,8 +70,25 @@ class _RandSliceFlip:
         return x.flip(0) if x.shape[0] > 1 and self.rng.random() < self.prob else x
 
 
-def make_augment(seed: int, n_slices: int):
-    """Per-crop training augmentation (a callable on a ``(C, H, W)`` tensor)."""
+class _RandSequenceDropout:
+    """Blank each present channel (sequence) with probability ``prob``, always keeping one (a study missing a sequence)."""
+
+    def __init__(self, prob: float, rng: np.random.Generator):
+        self.prob, self.rng = prob, rng
+
+    def __call__(self, x):
+        present = [c for c in range(x.shape[0]) if float(x[c].abs().max()) > 0]
+        drop = [c for c in present if self.rng.random() < self.prob]
+        if len(drop) == len(present):
+            drop = drop[1:]
+        for c in drop:
+            x[c] = 0
+        return x
+
+
+def make_augment(seed: int, n_slices: int, sequence_dropout: float = 0.0):
+    """Per-crop training augmentation (a callable on a ``(C, H, W)`` tensor). With ``sequence_dropout`` the
+    channels are sequences: no slice-order flip, and sequences are blanked at random."""
     from monai import transforms as T
 
     rng = np.random.default_rng(seed)
@@ -77,16 +98,19 @@ def make_augment(seed: int, n_slices: int):
     scale = T.RandScaleIntensity(prob=0.5, factors=0.15)
     for t in (affine, gamma, scale):
         t.set_random_state(seed=int(rng.integers(2**31)))
-    flip = _RandSliceFlip(0.5, rng)
+    flip = _RandSliceFlip(0.0 if sequence_dropout > 0 else 0.5, rng)
+    dropout = _RandSequenceDropout(sequence_dropout, rng)
 
     def augment(x):
         import torch
 
+        blank = x.abs().amax(dim=(1, 2)) == 0  # a missing sequence stays exactly zero
         x = affine(x)
         x = gamma(x)
         x = scale(x)
-        x = flip(torch.as_tensor(x))
-        return torch.clamp(torch.as_tensor(x), 0.0, 1.2)
+        x = torch.clamp(flip(torch.as_tensor(x)), 0.0, 1.2)
+        x[blank] = 0
+        return dropout(x) if sequence_dropout > 0 else x
 
     return augment
 
@@ -110,7 +134,7 @@ def train_net(data: GradeDataset, cfg: GradeTrainConfig, log_every: int = 1):
     steps_per_epoch = max(1, int(np.ceil(n / cfg.batch_size)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
-    augment = make_augment(cfg.seed, data.images.shape[1])
+    augment = make_augment(cfg.seed, data.images.shape[1], cfg.sequence_dropout)
     images = torch.as_tensor(data.images)
     targets = {t.name: torch.as_tensor(data.labels[t.name]) for t in tasks}
     rng = np.random.default_rng(cfg.seed)

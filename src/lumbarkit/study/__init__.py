@@ -1,0 +1,68 @@
+"""Study-level analysis: every sagittal series of a patient visit, levels matched across series, one fused grade per disc.
+
+Modules: :mod:`.inputs` (what the inputs hold: DICOM study folders, BIDS folders, several files),
+:mod:`.match` (level names and disc centres compared across series), :mod:`.fuse` (the study grader),
+:mod:`.result` (:class:`StudyResult`, ``result.json`` / ``levels.csv`` of a study).
+
+:func:`analyze_study` runs the single-series pipeline on each series (a series that fails is reported
+and the others go on; if every series fails, the first error is raised), checks the levels, then fuses
+the grades of the series whose names agree with the others.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from lumbarkit.errors import InputError
+from lumbarkit.study.inputs import SeriesRef, StudyInputs, find_study
+from lumbarkit.study.result import StudyResult
+
+
+def _frame_of_reference(result) -> str:
+    return result.scan.metadata.frame_of_reference_uid if result is not None else ""
+
+
+def analyze_study(study: StudyInputs, pipeline, *, keep_phi: bool = False, lumbar_vertebrae: int | None = None,
+                  on_stage: Callable[[str], None] | None = None, spacing_mm=None) -> StudyResult:
+    """Analyse every series of ``study`` with ``pipeline`` (a :class:`lumbarkit.pipeline.Pipeline`) and fuse the grades.
+
+    ``spacing_mm`` is the pixel spacing of a study of one 2D image."""
+    if spacing_mm is not None and not study.single:
+        raise InputError("--spacing is for one 2D image; a study of several series carries its spacing in each file")
+    from lumbarkit.results.scan_result import ModelInfo
+    from lumbarkit.study.fuse import fuse_grades
+    from lumbarkit.study.match import check_levels
+
+    results, errors = [], {}
+    for i, ref in enumerate(study.series):
+        stage = (lambda name, i=i: on_stage(f"series {i + 1}/{len(study.series)}: {name}")) if on_stage and not study.single else on_stage
+        try:
+            results.append(pipeline.run(ref.source, series=ref.series_uid, keep_phi=keep_phi, spacing_mm=spacing_mm,
+                                        lumbar_vertebrae=lumbar_vertebrae, on_stage=stage))
+        except InputError as exc:
+            if study.single:
+                raise
+            results.append(None)
+            errors[i] = str(exc)
+    if not any(r is not None for r in results):
+        raise InputError(f"no series of the study could be analysed: {errors[0]}")
+    if study.single:
+        return StudyResult(study.series, tuple(results))
+    labels = [f"series {i + 1} ({r.scan.metadata.sequence if r is not None else ref.sequence})"
+              for i, (r, ref) in enumerate(zip(results, study.series))]
+    analysed = [i for i, r in enumerate(results) if r is not None]
+    check = check_levels([results[i] for i in analysed], [_frame_of_reference(results[i]) for i in analysed],
+                         [labels[i] for i in analysed])
+    outliers = {analysed[k] for k in check.outliers}
+    sequences = [r.scan.metadata.sequence if r is not None else "failed" for r in results]
+    model = pipeline.study_grader
+    fused = fuse_grades(results, sequences, model, tta=pipeline.config.tta, excluded=outliers)
+    notes = list(study.notes) + [f"{labels[i]} failed: {errors[i]}" for i in sorted(errors)]
+    notes += [f"{labels[i]} names the levels unlike the other series; its grades are not fused" for i in sorted(outliers)]
+    if fused is None:
+        notes.append("no T1 or T2 series in the study: discs not graded (sequences: " + ", ".join(sorted(set(sequences))) + ")")
+    models = (ModelInfo("study grading", model.name, model.version, model.onnx_sha256),) if model is not None and fused is not None else ()
+    return StudyResult(study.series, tuple(results), errors, fused, check, tuple(notes), models)
+
+
+__all__ = ["SeriesRef", "StudyInputs", "StudyResult", "analyze_study", "find_study"]
