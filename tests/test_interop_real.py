@@ -167,3 +167,24 @@ def test_dcm2niix_nifti_is_read_as_t2_with_the_same_results(deidentified, from_d
     worst = max(abs(numbers[k] - reference[k]) for k in reference)
     assert worst <= 0.1, worst  # mm, degrees, ratios: within 0.1
     assert PLANTED["InstitutionName"] not in "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".csv", ".html"))
+
+
+def test_sr_values_are_coded_with_meanings_a_reader_understands(from_dicom):
+    """Grades are "Pfirrmann grade III", "no Modic change"; present/absent and severity use SNOMED CT codes."""
+    values = []
+    for item in pydicom.dcmread(from_dicom / "report_sr.dcm").ContentSequence:
+        for sub in getattr(item, "ContentSequence", []):
+            for ev in getattr(sub, "ContentSequence", []):
+                if ev.ValueType == "CODE" and ev.ConceptNameCodeSequence[0].CodeMeaning not in ("Finding Site", "Tracking Unique Identifier"):
+                    code = ev.ConceptCodeSequence[0]
+                    values.append((ev.ConceptNameCodeSequence[0].CodeMeaning, code.CodeMeaning, code.CodingSchemeDesignator,
+                                   code.get("CodeValue") or code.get("LongCodeValue")))
+    assert values
+    meanings = {name: [] for name, *_ in values}
+    for name, meaning, scheme, code in values:
+        meanings[name].append((meaning, scheme, code))
+    assert all(m.startswith("Pfirrmann grade ") for m, _, _ in meanings["Pfirrmann grade"])
+    assert all(m == "no Modic change" or m.startswith("Modic type ") for m, _, _ in meanings["Modic change"])
+    for meaning, scheme, code in meanings["disc herniation"]:
+        assert (meaning, scheme, code) in (("Present", "SCT", "52101004"), ("Absent", "SCT", "272519000"))
+    assert not [v for v in values if v[1].isdigit()]  # no bare "0"/"1"/"3" meanings any more

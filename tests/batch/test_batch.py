@@ -182,9 +182,10 @@ def test_folder_discovery(cohort_folder, tmp_path):
     for job in found.jobs:
         by_display.setdefault(job.display, []).append(job)
     assert sorted(by_display) == ["Batchtest_Planted/study", "broken/IM0001.dcm", "nifti/case42.nii.gz", "nifti/slice.png"]
-    dicom = by_display["Batchtest_Planted/study"]
+    (study,) = by_display["Batchtest_Planted/study"]  # the two series of one study are one job
+    dicom = study.parts
     assert len(dicom) == 2 and len({j.series for j in dicom}) == 2 and all(len(j.files) == 22 for j in dicom)
-    assert all(j.error is None for j in dicom) and by_display["nifti/case42.nii.gz"][0].error is None
+    assert study.error is None and all(j.error is None for j in dicom) and by_display["nifti/case42.nii.gz"][0].error is None
     assert "spacing" in by_display["nifti/slice.png"][0].error and "damaged" in by_display["broken/IM0001.dcm"][0].error
     assert found.ignored_files == 1  # notes.txt; the old analyze output is not searched
     assert all(len(j.id) == 12 and "Batchtest" not in j.id for j in found.jobs)
@@ -205,7 +206,7 @@ def test_kill_9_then_rerun_completes_every_series_once(cohort_folder, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI, the Dask scheduler and its worker processes
         proc.communicate()
     done_before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{MARKER}")}
-    assert 1 <= len(done_before) < 3, done_before  # killed mid-way (3 analysable series)
+    assert len(done_before) == 1, done_before  # killed mid-way (2 analysable inputs: the study and the NIfTI)
     # what a kill can leave behind: a half-written series folder and temporary files
     (out / f"{TMP_PREFIX}planted-0000").mkdir()
     (out / f"{TMP_PREFIX}planted-0000" / "levels.csv").write_text("level\n")
@@ -215,7 +216,7 @@ def test_kill_9_then_rerun_completes_every_series_once(cohort_folder, tmp_path):
     assert rerun.returncode == 3, rerun.stderr  # the PNG and the damaged file fail
     assert f"{len(done_before)} already complete" in rerun.stdout and "2 failed" in rerun.stdout  # the PNG, the damaged file
     complete = sorted(p.parent.name for p in out.glob(f"*/{MARKER}"))
-    assert len(complete) == 3
+    assert len(complete) == 2
     assert {sid: (out / sid / MARKER).stat().st_mtime_ns for sid in done_before} == done_before  # not redone
     series_dirs = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert series_dirs == complete  # no half-written or temporary folder left
@@ -227,8 +228,7 @@ def test_kill_9_then_rerun_completes_every_series_once(cohort_folder, tmp_path):
         assert [r["level"] for r in cohort if r["series_id"] == sid] == [r["level"] for r in _rows(out / sid / "levels.csv")]
     assert sorted({r["series_id"] for r in cohort}) == complete
     index = {r["series_id"]: r for r in _rows(out / "index.csv")}
-    assert sorted(r["input"] for r in index.values() if r["status"] == "complete") == [
-        "Batchtest_Planted/study", "Batchtest_Planted/study", "nifti/case42.nii.gz"]
+    assert sorted(r["input"] for r in index.values() if r["status"] == "complete") == ["Batchtest_Planted/study", "nifti/case42.nii.gz"]
     for f in out.rglob("*"):  # the planted patient identifiers reach no output
         if f.is_file() and f.suffix in (".json", ".csv", ".html") and f.name != "index.csv":
             assert PATIENT["PatientID"] not in f.read_text() and "Planted" not in f.read_text(), f
@@ -316,10 +316,11 @@ def test_folder_and_manifest_give_the_same_ids(cohort_folder):
     manifest = cohort_folder.parent / "same.csv"
     with open(manifest, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["input", "series"])
-        w.writerows([f"cohort/{j.display}", j.series or ""] for j in folder_jobs)
+        w.writerow(["input", "series", "study"])
+        for job in folder_jobs:  # a study's series share a study value
+            w.writerows([f"cohort/{p.display}", p.series or "", job.id if job.parts else ""] for p in (job.parts or (job,)))
     from_manifest = discover_jobs(manifest).jobs
-    assert len(from_manifest) == 3 and all(j.error is None for j in from_manifest)
+    assert len(from_manifest) == 2 and all(j.error is None for j in from_manifest) and sum(bool(j.parts) for j in from_manifest) == 1
     assert {j.id for j in from_manifest} != {j.id for j in folder_jobs}  # paths are relative to different roots
     manifest = cohort_folder / "same.csv"  # beside the folder's contents: same relative paths, same ids
     manifest.write_text((cohort_folder.parent / "same.csv").read_text().replace("cohort/", ""))

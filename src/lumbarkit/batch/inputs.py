@@ -14,9 +14,12 @@ Folder (searched recursively, hidden entries skipped):
   ``report.html``) are skipped.
 
 Manifest: a CSV with the column ``input`` (paths relative to the manifest's folder or
-absolute) and optional ``id``, ``spacing_row_mm``, ``spacing_col_mm``, ``series`` and
-``lumbar_vertebrae`` (4, 5 or 6 for a spine known to be transitional); other columns are ignored.
-One row is one job.
+absolute) and optional ``id``, ``spacing_row_mm``, ``spacing_col_mm``, ``series``,
+``lumbar_vertebrae`` (4, 5 or 6 for a spine known to be transitional) and ``study`` (rows with the
+same value are one study); other columns are ignored. One row is one series.
+
+Series of one study (DICOM StudyInstanceUID, BIDS subject/session, or the manifest's ``study``) are
+then grouped into one study job (:mod:`lumbarkit.batch.studies`).
 
 A job's id is the manifest's ``id`` or a short hash of the input's path relative to INPUT
 (plus the SeriesInstanceUID for a DICOM series): stable across runs, and never built from a
@@ -30,13 +33,13 @@ import hashlib
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lumbarkit.errors import InputError
 from lumbarkit.io.readers import IMAGE_SUFFIXES, VOLUME_SUFFIXES
 
-MANIFEST_COLUMNS = ("input", "id", "spacing_row_mm", "spacing_col_mm", "series", "lumbar_vertebrae")
+MANIFEST_COLUMNS = ("input", "id", "spacing_row_mm", "spacing_col_mm", "series", "lumbar_vertebrae", "study")
 OUTDIR_MARKER = ".lumbarkit-batch"  # present in every batch output folder (also its lock file)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ID_HASH_CHARS = 12
@@ -62,10 +65,15 @@ class Job:
     files: tuple[str, ...] = ()
     error: str | None = None
     lumbar_vertebrae: int | None = None
+    study: str = ""  # grouping key: series with the same key form one study job (see lumbarkit.batch.studies)
+    parts: tuple["Job", ...] = ()  # a study job: its series jobs
 
     def key(self) -> dict:
         """What identifies the job's input; a completed output with another key is redone. The fingerprint changes
-        when a file of the series is replaced, touched, added or removed, or the input lies under another root."""
+        when a file of the series is replaced, touched, added or removed, or the input lies under another root;
+        a study's key holds the key of every series in it."""
+        if self.parts:
+            return {"input": self.display, "study": [part.key() for part in self.parts], "lumbar_vertebrae": self.lumbar_vertebrae}
         return {"input": self.display, "series": self.series,
                 "spacing_mm": list(self.spacing_mm) if self.spacing_mm is not None else None,
                 "lumbar_vertebrae": self.lumbar_vertebrae, "fingerprint": self.fingerprint()}
@@ -141,6 +149,9 @@ def discover_jobs(source: str | Path, outdir: str | Path | None = None) -> Disco
         found = Discovery(read_manifest(src))
     else:
         found = _search_folder(src, Path(outdir) if outdir is not None else None)
+    from lumbarkit.batch.studies import group_studies
+
+    found.jobs = group_studies(found.jobs)
     _check_unique(found.jobs)
     masks = [j.display for j in found.jobs if not j.files and MASK_NAME.search(Path(j.display).name)]
     if masks and not src.is_file():
@@ -222,7 +233,8 @@ def read_manifest(path: str | Path) -> list[Job]:
             error = f"input not found: {display}"
         elif error is None and target.is_file() and _kind(target.name) == "image" and spacing is None:
             error = NO_SPACING
-        jobs.append(Job(job_id, str(target.resolve()), display, series, spacing, (), error, lumbar))
+        study = (row.get("study") or "").strip()
+        jobs.append(Job(job_id, str(target.resolve()), display, series, spacing, (), error, lumbar, f"manifest:{study}" if study else ""))
     if not jobs:
         raise InputError(f"manifest {path.name} lists no inputs")
     return jobs
@@ -249,6 +261,7 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
     jobs: list[Job] = []
     series_files: dict[tuple[str, str], list[Path]] = {}  # (uid, folder if no uid) -> files
     planes: dict[tuple[str, str], str] = {}  # the same keys -> acquisition plane of the series' first image
+    studies: dict[tuple[str, str], str] = {}  # the same keys -> StudyInstanceUID
     damaged: list[tuple[Path, str, str | None]] = []  # file, reason, its series uid when readable
     ignored = 0
     for dirpath, dirnames, filenames in os.walk(root):
@@ -264,7 +277,9 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
             kind = _kind(name)
             rel = _rel(file, root)
             if kind == "volume":
-                jobs.append(Job(hash_id(rel), str(file), rel))
+                from lumbarkit.batch.studies import bids_study
+
+                jobs.append(Job(hash_id(rel), str(file), rel, study=bids_study(file)))
             elif kind == "image":
                 jobs.append(Job(hash_id(rel), str(file), rel, error=NO_SPACING))
             elif not is_dicom_file(file):
@@ -284,6 +299,7 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
                     key = (uid, "" if uid else str(here))
                     series_files.setdefault(key, []).append(file)
                     planes.setdefault(key, image_plane(ds))
+                    studies.setdefault(key, str(ds.get("StudyInstanceUID", "") or "").strip())
                 elif what == "non-image":
                     ignored += 1
                 else:
@@ -293,7 +309,8 @@ def _search_folder(root: Path, outdir: Path | None) -> Discovery:
     for k in skipped:
         del series_files[k]
     damaged = [d for d in damaged if not d[2] or all(d[2] != k[0] for k in skipped)]
-    jobs += _series_jobs(root, series_files, damaged)
+    study_of = {key[0]: f"dicom:{uid}" for key, uid in studies.items() if key[0] and uid}
+    jobs += [replace(j, study=study_of.get(j.series or "", "")) for j in _series_jobs(root, series_files, damaged)]
     jobs.sort(key=lambda j: (j.display, j.series or ""))
     notes = []
     if skipped:

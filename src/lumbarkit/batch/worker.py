@@ -115,12 +115,24 @@ def _series_view(job: Job, view: Path) -> str:
     if not job.files:
         return job.input
     try:
-        view.mkdir(parents=True)
+        view.mkdir(parents=True)  # parents: a study job's series views lie in one folder
         for i, f in enumerate(job.files):
             os.symlink(f, view / f"{i:06d}.dcm")
     except OSError:  # no symlinks here: read the folder holding the series
         return job.input
     return str(view)
+
+
+def _run_study(job: Job, pipeline: Pipeline, tmp: Path, view: Path) -> int:
+    """Analyse a study job (its series together, as ``analyze`` does) into ``tmp``; returns the discs reported."""
+    from lumbarkit.report.study_outputs import write_study_outputs
+    from lumbarkit.study import SeriesRef, StudyInputs, analyze_study
+
+    refs = tuple(SeriesRef(Path(_series_view(part, view / str(i))), part.series, "unknown", part.display)
+                 for i, part in enumerate(job.parts))
+    result = analyze_study(StudyInputs(refs, key=job.input), pipeline, lumbar_vertebrae=job.lumbar_vertebrae)
+    write_study_outputs(result, tmp)
+    return len(result.to_dict()["levels"])
 
 
 def publish(outdir: Path, job: Job, tmp: Path, config: PipelineConfig) -> Path:
@@ -168,11 +180,15 @@ def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | No
         watchdog.start()
     try:
         pipeline = worker_pipeline(config)
-        result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series,
-                                  lumbar_vertebrae=job.lumbar_vertebrae)
-        write_outputs(result, tmp)
+        if job.parts:
+            outcome.discs = _run_study(job, pipeline, tmp, view)
+        else:
+            result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series,
+                                      lumbar_vertebrae=job.lumbar_vertebrae)
+            write_outputs(result, tmp)
+            outcome.discs = len(result.levels.discs)
         publish(out, job, tmp, config)
-        outcome.ok, outcome.discs = True, len(result.levels.discs)
+        outcome.ok = True
     except LumbarkitError as exc:
         outcome.reason = one_line(str(exc))
     except Exception as exc:  # a stage crashed: report it, keep the batch going

@@ -172,6 +172,24 @@ def segment_names(labels) -> dict[int, str]:
     return names
 
 
+SR_GRADE_NAMES = {"pfirrmann": "Pfirrmann grade", "modic": "Modic change", "endplate_upper": "upper endplate defect",
+                  "endplate_lower": "lower endplate defect", "spondylolisthesis": "spondylolisthesis", "herniation": "disc herniation",
+                  "narrowing": "disc narrowing", "bulging": "disc bulging"}
+
+
+def grade_text(task: str, value: int) -> str:
+    """A graded value as a reader says it (the SR's code meaning): "Pfirrmann grade III", "Modic type 1", "present"."""
+    from lumbarkit.tasks import get_task
+
+    t = get_task(task)
+    name = t.class_names[t.classes.index(int(value))]
+    if task == "pfirrmann":
+        return f"Pfirrmann grade {name}"
+    if task == "modic":
+        return "no Modic change" if name == "none" else f"Modic {name}"
+    return name
+
+
 def sr_items(result) -> list:
     """The measurements and grades of ``result`` as DICOM SR items (site, name, value, unit)."""
     from lumbarkit.report.dicom import SRItem
@@ -189,7 +207,7 @@ def sr_items(result) -> list:
     if result.grades is not None:
         for g in result.grades.discs:
             for task, value in sorted(g.grades.items()):
-                items.append(SRItem(g.level, task.replace("_", " "), str(value)))
+                items.append(SRItem(g.level, SR_GRADE_NAMES.get(task, task.replace("_", " ")), grade_text(task, value)))
             if g.ldd:
                 items.append(SRItem(g.level, "disc degeneration (3 classes)", g.ldd))
     lordosis = result.measurements.lordosis

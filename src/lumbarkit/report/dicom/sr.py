@@ -137,12 +137,25 @@ def write_dicom_sr(
     return out
 
 
+def value_code(text: str) -> Any:
+    """The code of a qualitative value: SNOMED CT for present/absent and mild/moderate/severe, else a local code
+    whose meaning is the value as a reader says it ("Pfirrmann grade III")."""
+    from highdicom.sr import CodedConcept
+    from pydicom.sr.codedict import codes
+
+    standard = {"present": codes.SCT.Present, "absent": codes.SCT.Absent, "mild": codes.SCT.Mild,
+                "moderate": codes.SCT.Moderate, "severe": codes.SCT.Severe}.get(str(text).strip().lower())
+    if standard is None:
+        return local_code(text)
+    return CodedConcept(value=standard.value, scheme_designator=standard.scheme_designator, meaning=standard.meaning)
+
+
 def _group(hd, site: str, site_items: list[SRItem], algorithm, seg_ds, seg_segments: dict[str, int], series_uid: str):
     """The TID 1501/1411 measurement group of one site, or None when it has no finite number and no text."""
     measurements, evaluations = [], []
     for item in site_items:
         if isinstance(item.value, str):
-            evaluations.append(hd.sr.QualitativeEvaluation(name=local_code(item.name), value=local_code(item.value)))
+            evaluations.append(hd.sr.QualitativeEvaluation(name=local_code(item.name), value=value_code(item.value)))
             continue
         if isinstance(item.value, bool):
             raise ValueError(f"SR item {site} {item.name!r}: a boolean is neither a measurement nor a text value")
