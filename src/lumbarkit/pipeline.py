@@ -161,14 +161,15 @@ class Pipeline:
 
     def run(self, source, *, until: str = "hotspots", spacing_mm=None, series: str | None = None, keep_phi: bool = False,
             labels=None, require_spine: bool = True, on_stage: Callable[[str], None] | None = None,
-            lumbar_vertebrae: int | None = None) -> ScanResult:
+            lumbar_vertebrae: int | None = None, sequence: str | None = None) -> ScanResult:
         """Run the chain up to and including the stage ``until`` (one of :data:`STAGES`).
 
         ``labels`` (a :class:`LabelMap` or array of VerSe ids on the scan's grid) replaces the segment stage: its
         ids name the levels. ``require_spine=False`` skips the not-a-spine check (training data keeps every series).
         Stages after ``until`` are None / empty in the result; hotspots also need ``config.hotspots``.
         ``on_stage`` is called with each stage's name as it starts ("load", "segment", ...): the CLI shows it.
-        ``lumbar_vertebrae`` (4, 5 or 6) overrides ``config.lumbar_vertebrae`` for this scan.
+        ``lumbar_vertebrae`` (4, 5 or 6) overrides ``config.lumbar_vertebrae`` for this scan; ``sequence`` ("T1", "T2",
+        ...) the sequence read from the input's tags, sidecar or name.
         """
         if until not in STAGES:
             raise ValueError(f"until must be one of {', '.join(STAGES)}, got {until!r}")
@@ -178,6 +179,8 @@ class Pipeline:
         stage("load")
         t0 = time.perf_counter()
         scan = self._load(source, spacing_mm, series)
+        if sequence is not None:  # the user says what the tags do not (or say wrongly)
+            scan = replace(scan, metadata=replace(scan.metadata, sequence=sequence))
         check_scan(scan)
         identifiers = _identifiers(source, scan) if keep_phi and not isinstance(source, Scan) else {}
         timings["load"] = time.perf_counter() - t0

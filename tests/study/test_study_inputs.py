@@ -98,3 +98,14 @@ def test_several_inputs_are_one_study(tmp_path):
         find_study([a, b], series="x")
     with pytest.raises(InputError, match="not found"):
         find_study([a, tmp_path / "missing.nii.gz"])
+
+
+def test_sequence_option_declares_each_series(tmp_path):
+    a, b = _nifti(tmp_path / "first.nii.gz"), _nifti(tmp_path / "second.nii.gz")
+    study = find_study([a, b], sequences=["T1", "T2"])
+    assert [(s.sequence, s.declared) for s in study.series] == [("T1", "T1"), ("T2", "T2")]
+    assert find_study([a, b]).series[0].declared is None
+    with pytest.raises(InputError, match="2 series"):
+        find_study([a, b], sequences=["T2"])
+    with pytest.raises(InputError, match="--sequence 'T3'"):
+        find_study([a, b], sequences=["T1", "T3"])

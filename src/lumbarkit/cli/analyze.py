@@ -56,6 +56,8 @@ def analyze(
                                                     "They copy the patient and study module of the source series by necessity."),
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers (name, ID, dates, accession, institution) in the outputs."),
     lumbar_vertebrae: Optional[int] = LumbarOption,
+    sequence: Optional[list[str]] = typer.Option(None, "--sequence", help="What each series is (T1, T2, T2_SPACE, STIR, PD), "
+                                                 "one per series in order (repeat the option); wins over tags and file names."),
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Segment, name levels, grade discs and measure a scan or a study (every sagittal series; one fused grade per disc)."""
@@ -76,7 +78,7 @@ def analyze(
         cfg = replace(cfg, hotspots=False)
     if lumbar_vertebrae is not None:
         cfg = replace(cfg, lumbar_vertebrae=lumbar_vertebrae)
-    study = find_study(inputs, series)
+    study = find_study(inputs, series, sequence)
     with StageStatus() as status:
         result = analyze_study(study, Pipeline(cfg), keep_phi=keep_phi, on_stage=status.update, spacing_mm=spacing_tuple(spacing))
     with staged_folder(out, inputs) as tmp:

@@ -4,8 +4,8 @@ A study of one series writes exactly what :func:`~lumbarkit.report.outputs.write
 With several series: each series' own outputs go under ``series/<n>_<sequence>/``; the top level holds
 the study's ``result.json`` and ``levels.csv`` (fused grades, ``sequences``), the primary series'
 label map, QC image and vertebra table, ``crops/<level>.png`` (the disc's T1 and T2 crops side by side,
-as the study grader saw them) and a ``report.html`` with the fused grades, the crops and links to
-every series' report. With ``--dicom`` every DICOM series gets its SEG and SR in its folder, and the
+as the study grader saw them), ``hotspots/`` (occlusion evidence of the fused grades, over the T2 crop)
+and a ``report.html`` with the fused grades, the crops, the evidence maps and links to every series' report. With ``--dicom`` every DICOM series gets its SEG and SR in its folder, and the
 top level's SR holds the fused grades.
 """
 
@@ -32,14 +32,16 @@ def write_study_outputs(study, outdir: Path, keep_phi: bool = False, dicom: bool
         ref = study.refs[i]
         dicom_source = ref.source if dicom and study.results[i].scan.metadata.source_format == "dicom" else None
         write_outputs(study.results[i], outdir / study.folder(i), keep_phi=keep_phi, dicom_source=dicom_source)
-    crops = write_crop_pairs(study, outdir / "crops")
+    pairs = write_crop_pairs(study, outdir / "crops")
     primary = study.primary_result
     fused = study.fused.grades if study.fused is not None else None
-    top = replace(primary, grades=fused, hotspots={}, warnings=study.warnings, models=primary.models + study.models)
+    crops = {c.name for c in primary.crops.crops} if primary.crops is not None else set()
+    maps = {key: m for key, m in (study.fused.hotspots if study.fused is not None else {}).items() if key[0] in crops}
+    top = replace(primary, grades=fused, hotspots=maps, warnings=study.warnings, models=primary.models + study.models)
     ref = study.refs[study.primary]
     dicom_source = ref.source if dicom and primary.scan.metadata.source_format == "dicom" else None
     paths = write_outputs(top, outdir, keep_phi=keep_phi, dicom_source=dicom_source,
-                          report_extra=lambda folder: study_sections(study, folder, crops))
+                          report_extra=lambda folder: study_sections(study, folder, pairs))
     paths["result"] = write_text(outdir / "result.json", result_json(study, keep_phi))
     paths["levels"] = write_csv(outdir / "levels.csv", study.levels_rows(), levels_csv_columns())
     return paths

@@ -38,7 +38,7 @@ def analyze_study(study: StudyInputs, pipeline, *, keep_phi: bool = False, lumba
         stage = (lambda name, i=i: on_stage(f"series {i + 1}/{len(study.series)}: {name}")) if on_stage and not study.single else on_stage
         try:
             results.append(pipeline.run(ref.source, series=ref.series_uid, keep_phi=keep_phi, spacing_mm=spacing_mm,
-                                        lumbar_vertebrae=lumbar_vertebrae, on_stage=stage))
+                                        lumbar_vertebrae=lumbar_vertebrae, on_stage=stage, sequence=ref.declared))
         except InputError as exc:
             if study.single:
                 raise
@@ -56,12 +56,16 @@ def analyze_study(study: StudyInputs, pipeline, *, keep_phi: bool = False, lumba
     outliers = {analysed[k] for k in check.outliers}
     sequences = [r.scan.metadata.sequence if r is not None else "failed" for r in results]
     model = pipeline.study_grader
-    fused = fuse_grades(results, sequences, model, tta=pipeline.config.tta, excluded=outliers)
+    tasks = pipeline.config.hotspot_tasks if pipeline.config.hotspots and pipeline.config.hotspot_method == "occlusion" else ()
+    fused = fuse_grades(results, sequences, model, tta=pipeline.config.tta, excluded=outliers, hotspot_tasks=tasks)
     notes = list(study.notes) + [f"{labels[i]} failed: {errors[i]}" for i in sorted(errors)]
     notes += [f"{labels[i]} names the levels unlike the other series; its grades are not fused" for i in sorted(outliers)]
+    notes += [f"series {i + 1}: its sequence is unknown (no tag, sidecar or name says it): analysed, not fused; "
+              "declare it with --sequence" for i, seq in enumerate(sequences) if seq == "unknown"]
     if fused is None:
         notes.append("no T1 or T2 series in the study: discs not graded (sequences: " + ", ".join(sorted(set(sequences))) + ")")
-    models = (ModelInfo("study grading", model.name, model.version, model.onnx_sha256),) if model is not None and fused is not None else ()
+    used_model = model is not None and fused is not None and fused.model.startswith("study grader")
+    models = (ModelInfo("study grading", model.name, model.version, model.onnx_sha256),) if used_model else ()
     return StudyResult(study.series, tuple(results), errors, fused, check, tuple(notes), models)
 
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +34,7 @@ class SeriesRef:
     series_uid: str | None  # SeriesInstanceUID choosing a series of a DICOM folder (None: the file is the series)
     sequence: str  # "T1", "T2", "T2_SPACE", "STIR", ... or "unknown" (what the tags or the name say)
     description: str = ""  # SeriesDescription or file name (an identifier only with --keep-phi)
+    declared: str | None = None  # the sequence the user gave (--sequence); wins over tags and names
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,26 @@ def _is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def find_study(inputs: Sequence[str | Path], series: str | None = None) -> StudyInputs:
-    """The study held by ``inputs`` (one or several paths); InputError (one line) when it is not one study."""
+SEQUENCES = ("T1", "T2", "T2_SPACE", "STIR", "PD", "T2STAR")
+
+
+def find_study(inputs: Sequence[str | Path], series: str | None = None, sequences: Sequence[str] | None = None) -> StudyInputs:
+    """The study held by ``inputs`` (one or several paths); InputError (one line) when it is not one study.
+
+    ``sequences`` (``--sequence``, one per series found, in order) declares what each series is."""
+    study = _find(inputs, series)
+    if not sequences:
+        return study
+    wrong = [s for s in sequences if s not in SEQUENCES]
+    if wrong:
+        raise InputError(f"--sequence {wrong[0]!r}: use one of {', '.join(SEQUENCES)}")
+    if len(sequences) != len(study.series):
+        raise InputError(f"{len(sequences)} --sequence value(s) for {len(study.series)} series: give one per series, in order")
+    refs = tuple(replace(ref, sequence=seq, declared=seq) for ref, seq in zip(study.series, sequences))
+    return replace(study, series=refs)
+
+
+def _find(inputs: Sequence[str | Path], series: str | None) -> StudyInputs:
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputError("no input given")

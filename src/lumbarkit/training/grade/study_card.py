@@ -40,8 +40,9 @@ def _needs(mode: str) -> tuple[str, ...]:
 
 
 def _score(study, idx: np.ndarray, probs: dict[str, np.ndarray], n_boot: int) -> dict:
-    labels = {t.name: study.labels[t.name][idx] for t in TASKS}
-    m = evaluate_grades(TASKS, labels, probs, patient_ids=study.patient[idx], n_boot=n_boot)["overall"]
+    tasks = [t for t in TASKS if t.name in ("pfirrmann", "modic")]  # the table's columns
+    labels = {t.name: study.labels[t.name][idx] for t in tasks}
+    m = evaluate_grades(tasks, labels, probs, patient_ids=study.patient[idx], n_boot=n_boot)["overall"]
     out = {"n": int(len(idx))}
     for task, key, name in COLUMNS:
         value = m[task]["metrics"].get(key)
@@ -95,6 +96,33 @@ def single_rows(study, data, single_dir: Path, subsets: dict[str, np.ndarray], n
     return rows
 
 
+def decision_fusion_rows(study, data, single_dir: Path, subsets: dict[str, np.ndarray], n_boot: int,
+                         t2_weights=(0.5, 0.7, 1.0)) -> list[dict]:
+    """Decision-level fusion of the single-series grader: per disc the weighted mean of its probabilities on the
+    T2 crop (weight ``w``) and on the T1 crop (``1 - w``); a disc with one sequence takes that one's probabilities."""
+    from lumbarkit.training.grade.train import collect_oof
+
+    probs, index, done = collect_oof(single_dir, data, N_FOLDS, tta=False)
+    row_of = {(str(data.series[i]), str(data.level[i])): k for k, i in enumerate(index)}
+    at = [[row_of.get((study.series[i].split("|")[c], str(study.level[i]))) if study.series[i].split("|")[c] else None
+           for c in (0, 1)] for i in range(len(study))]
+    keep = np.array([i for i in range(len(study)) if at[i][0] is not None or at[i][1] is not None])
+    rows = []
+    for w in t2_weights:
+        fused = {}
+        for t in TASKS:
+            p = probs[t.name]
+            fused[t.name] = np.stack([
+                (w * p[at[i][1]] + (1 - w) * p[at[i][0]]) if at[i][0] is not None and at[i][1] is not None
+                else p[at[i][1] if at[i][1] is not None else at[i][0]] for i in keep])
+        for subset, mask in subsets.items():
+            sel = mask[keep]
+            scored = _score(study, keep[sel], {k: v[sel] for k, v in fused.items()}, n_boot)
+            rows.append({"model": f"single-series grader, decision fusion (T2 weight {w:g})", "input": "T1+T2", "members": 1,
+                         "samples": subset, "folds": done, **scored})
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     head = ["model", "input", "nets", "samples", "n"] + [name for _, _, name in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -105,6 +133,42 @@ def table(rows: list[dict]) -> str:
             cells.append("–" if v is None else f"{v:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci and ci[0] is not None else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+TARGETS = (("Pfirrmann bacc", 0.68), ("Pfirrmann qwk", 0.80), ("Pfirrmann CCC", 0.80), ("3-class acc", 0.78), ("Modic any bacc", 0.80))
+REPRODUCE = """```bash
+python -c "from lumbarkit.training.grade.data import build_grade_dataset as b; b('../shared/data/spider', 'runs/grade_cache_v4')"
+python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/study_cv/early --fusion early --epochs 16
+python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/study_cv/late --fusion late --epochs 16
+python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/study_cv/early_expand --fusion early --epochs 12 --seeds 0 --expand
+for k in 0 1 2 3 4; do lumbarkit train grade --spider ../shared/data/spider --cache runs/grade_cache_v4 -o runs/single_cv --trunk resnet --loss cb_ce --fold $k; done
+python -m lumbarkit.training.grade.study_card --cache runs/grade_cache_v4 --cv early=runs/study_cv/early --cv late=runs/study_cv/late \\
+    --cv early+single=runs/study_cv/early_expand --single runs/single_cv -o runs/study_cv/ablation.json
+```"""
+
+
+def targets_table(row: dict) -> str:
+    lines = ["| target | threshold | reached (95 % CI) | met |", "|---|---|---|---|"]
+    for name, threshold in TARGETS:
+        v, ci = row[name]["value"], row[name]["ci95"]
+        text = "–" if v is None else f"{v:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci and ci[0] is not None else "")
+        lines.append(f"| {name} | >= {threshold:.2f} | {text} | {'yes' if v is not None and v >= threshold else '**no**'} |")
+    return "\n".join(lines)
+
+
+def write_card(model_dir: Path, rows: list[dict], chosen: dict, text: str) -> Path:
+    """``MODEL_CARD.md`` of the shipped study grader: ``text`` (what it is, data, decision), its targets row
+    ``chosen`` (a row of ``rows``), the whole ablation and the commands that reproduce it."""
+    doc = json.loads((Path(model_dir) / "model.json").read_text())
+    parts = [f"# Model card: {doc['name']} v{doc['version']}", "", text.strip(), "",
+             "## Targets (issue 15; this model's cross-validation row, input as the study has it, every study sample)", "",
+             targets_table(chosen), "", "## Ablation (patient-level 5-fold CV, held-out patients only, 95 % patient-bootstrap CIs)", "",
+             "CCC is Lin's concordance of the predicted and true Pfirrmann grade (on integer grades it equals the quadratic kappa).",
+             "\"T1 and T2\" rows use only the discs whose patient has both sequences (the same discs in every row).", "",
+             table(rows), "", "## Reproduce", "", REPRODUCE, ""]
+    path = Path(model_dir) / "MODEL_CARD.md"
+    path.write_text("\n".join(parts))
+    return path
 
 
 def main(argv=None) -> None:
@@ -124,6 +188,7 @@ def main(argv=None) -> None:
         rows += fusion_rows(study, Path(folder), fusion, subsets, args.n_boot)
     if args.single:
         rows += single_rows(study, data, Path(args.single), subsets, args.n_boot)
+        rows += decision_fusion_rows(study, data, Path(args.single), subsets, args.n_boot)
     Path(args.out).write_text(json.dumps({"rows": rows, "channel_sources": {k: list(v) for k, v in CHANNEL_SOURCES.items()}},
                                          indent=1) + "\n")
     print(table(rows))

@@ -23,7 +23,7 @@ import numpy as np
 
 from lumbarkit.training.folds import patient_folds
 from lumbarkit.training.grade.data import load_grade_dataset
-from lumbarkit.training.grade.study_data import keep_channels, study_dataset
+from lumbarkit.training.grade.study_data import concatenate, keep_channels, single_sequence_samples, study_dataset
 from lumbarkit.training.grade.train import GradeTrainConfig, predict_torch, train_net
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,32 @@ def fold_of_samples(patients: np.ndarray, n_folds: int, fold_seed: int = FOLD_SE
     return np.array([folds[p] for p in patients])
 
 
-def study_fold(cache: str | Path, out: str | Path, cfg: GradeTrainConfig, fold: int, model_seeds=(0, 1)) -> Path:
+def training_set(base, data, train_idx: np.ndarray, expand: bool):
+    """The study samples of the training patients, plus (``expand``) each of their series' crops alone."""
+    train = data.subset(train_idx)
+    if not expand:
+        return train
+    return concatenate(train, single_sequence_samples(base, set(train.patient.tolist())))
+
+
+def study_fold(cache: str | Path, out: str | Path, cfg: GradeTrainConfig, fold: int, model_seeds=(0, 1), expand: bool = False) -> Path:
     """Train fold ``fold`` once per model seed; write ``fold{k}.npz`` (held-out probabilities per seed and input
-    mode), ``fold{k}.json`` and ``fold{k}_seed{s}.onnx``. Returns the .npz path (written last: it marks the fold done)."""
+    mode), ``fold{k}.json`` and ``fold{k}_seed{s}.onnx``. Returns the .npz path (written last: it marks the fold done).
+    ``expand`` adds every training series' crop alone as a one-sequence sample."""
     from lumbarkit.nets.grader import export_onnx
 
-    data = study_dataset(load_grade_dataset(cache))
+    base = load_grade_dataset(cache)
+    data = study_dataset(base)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fold_of = fold_of_samples(data.patient, cfg.n_folds)
     train_idx, test_idx = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
     test = data.subset(test_idx)
     arrays: dict[str, np.ndarray] = {"index": test_idx}
-    summary = {"fold": fold, "config": asdict(cfg), "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "seeds": {}}
+    summary = {"fold": fold, "config": asdict(cfg), "expand": expand, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
+               "seeds": {}}
     for seed in model_seeds:
-        net, epoch_s = train_net(data.subset(train_idx), replace(cfg, seed=int(seed)))
+        net, epoch_s = train_net(training_set(base, data, train_idx, expand), replace(cfg, seed=int(seed)))
         export_onnx(net, out / f"fold{fold}_seed{seed}.onnx", data.images.shape[1:])
         for mode, keep in MODES.items():
             for task, p in predict_torch(net, keep_channels(test.images, keep), tta=False).items():
@@ -94,6 +105,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, nargs="*", default=None)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--expand", action="store_true", help="also train on every series' crop alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = GradeTrainConfig(trunk=args.trunk, loss=args.loss, epochs=args.epochs, fusion=args.fusion,
@@ -102,7 +114,7 @@ def main(argv=None) -> None:
         if (Path(args.out) / f"fold{fold}.npz").exists():
             continue  # resumable
         t0 = time.time()
-        study_fold(args.cache, args.out, cfg, fold, tuple(args.seeds))
+        study_fold(args.cache, args.out, cfg, fold, tuple(args.seeds), expand=args.expand)
         log.info("fold %d done in %.0f s", fold, time.time() - t0)
 
 

@@ -65,3 +65,24 @@ def keep_channels(images: np.ndarray, keep: tuple[str, ...]) -> np.ndarray:
         if name not in keep:
             out[:, c] = 0
     return out
+
+
+def single_sequence_samples(data: GradeDataset, patients) -> GradeDataset:
+    """Every crop of ``patients``' series as a study sample holding that sequence alone (T1 in channel 0; T2 and
+    T2 SPACE in channel 1): more training samples, each one a study with one sequence."""
+    wanted = set(str(p) for p in patients)
+    channel_of = {kind: c for c, name in enumerate(STUDY_SEQUENCES) for kind in CHANNEL_SOURCES[name]}
+    rows = [i for i in range(len(data)) if str(data.patient[i]) in wanted and str(data.sequence[i]) in channel_of]
+    images = np.zeros((len(rows), len(STUDY_SEQUENCES), *data.images.shape[2:]), dtype=np.float32)
+    for k, i in enumerate(rows):
+        images[k, channel_of[str(data.sequence[i])]] = data.images[i, 0]
+    idx = np.array(rows, dtype=int)
+    sequences = np.array([STUDY_SEQUENCES[channel_of[str(data.sequence[i])]] for i in rows])
+    return GradeDataset(images, {k: v[idx] for k, v in data.labels.items()}, data.patient[idx], data.series[idx], sequences,
+                        data.level[idx], data.spec, data.meta)
+
+
+def concatenate(a: GradeDataset, b: GradeDataset) -> GradeDataset:
+    return GradeDataset(np.concatenate([a.images, b.images]), {k: np.concatenate([a.labels[k], b.labels[k]]) for k in a.labels},
+                        np.concatenate([a.patient, b.patient]), np.concatenate([a.series, b.series]),
+                        np.concatenate([a.sequence, b.sequence]), np.concatenate([a.level, b.level]), a.spec, a.meta)

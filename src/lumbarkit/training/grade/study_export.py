@@ -16,6 +16,8 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from lumbarkit.training.grade.data import load_grade_dataset
 from lumbarkit.training.grade.study_data import STUDY_SEQUENCES, study_dataset
 from lumbarkit.training.grade.train import GradeTrainConfig, train_net
@@ -43,13 +45,17 @@ def ensemble(nets):
     return Ensemble().eval()
 
 
-def export_study_grader(cache: str | Path, out: str | Path, cfg: GradeTrainConfig, seeds=(0, 1), metrics: dict | None = None) -> Path:
+def export_study_grader(cache: str | Path, out: str | Path, cfg: GradeTrainConfig, seeds=(0, 1), metrics: dict | None = None,
+                        expand: bool = False) -> Path:
     from lumbarkit.training.grade.export import export_grader
+    from lumbarkit.training.grade.study_cv import training_set
 
-    data = study_dataset(load_grade_dataset(cache))
+    base = load_grade_dataset(cache)
+    data = study_dataset(base)
+    train = training_set(base, data, np.arange(len(data)), expand)
     nets, seconds = [], []
     for seed in seeds:
-        net, epoch_s = train_net(data, replace(cfg, seed=int(seed)))
+        net, epoch_s = train_net(train, replace(cfg, seed=int(seed)))
         nets.append(net)
         seconds += epoch_s
     model = ensemble(nets)
@@ -59,6 +65,8 @@ def export_study_grader(cache: str | Path, out: str | Path, cfg: GradeTrainConfi
     doc = json.loads((Path(out) / "model.json").read_text())
     doc["architecture"]["sequences"] = list(STUDY_SEQUENCES)
     doc["training"]["seeds"] = [int(s) for s in seeds]
+    doc["training"]["expand"] = bool(expand)
+    doc["training"]["samples"] = {"study samples": int(len(data)), "trained on": int(len(train))}
     (Path(out) / "model.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -73,12 +81,13 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--metrics", default=None, help="ablation JSON (study_card) to record in model.json")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--expand", action="store_true", help="also train on every series' crop alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = GradeTrainConfig(trunk="resnet", loss="cb_ce", epochs=args.epochs, fusion=args.fusion,
                            sequence_dropout=args.sequence_dropout, threads=args.threads)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    print(export_study_grader(args.cache, args.out, cfg, tuple(args.seeds), metrics))
+    print(export_study_grader(args.cache, args.out, cfg, tuple(args.seeds), metrics, expand=args.expand))
 
 
 if __name__ == "__main__":
