@@ -182,12 +182,13 @@ def test_grade_cli_writes_levels_csv_on_a_spider_slice(shared_data, tmp_path):
     assert res.returncode == 0, res.stderr
     with open(tmp_path / "levels.csv", newline="") as fh:
         reader = csv.DictReader(fh)
-        # one levels.csv format (issue 12): the grade columns, then naming confidence, whether the names are
-        # uncertain (issue 24) and disc measurements as `analyze`
+        # one levels.csv format (issue 12): the grade columns, the sequences they come from (issue 15), then naming
+        # confidence, whether the names are uncertain (issue 24) and disc measurements as `analyze`
         assert reader.fieldnames[: len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
-        assert reader.fieldnames[len(ISSUE_COLUMNS):len(ISSUE_COLUMNS) + 3] == [
-            "confidence", "naming_uncertain", "disc_height_anterior_mm"]
+        assert reader.fieldnames[len(ISSUE_COLUMNS):len(ISSUE_COLUMNS) + 4] == [
+            "sequences", "confidence", "naming_uncertain", "disc_height_anterior_mm"]
         rows = list(reader)
+    assert {r["sequences"] for r in rows} == {"unknown"}  # a PNG names no sequence
     assert {"L4/L5", "L5/S1"} <= {r["level"] for r in rows}
     for r in rows:
         assert int(r["pfirrmann"]) in range(1, 6) and r["ldd_3class"] in ("mild", "moderate", "severe")

@@ -123,6 +123,45 @@ def decision_fusion_rows(study, data, single_dir: Path, subsets: dict[str, np.nd
     return rows
 
 
+def _single_series_probs(study, data, single_dir: Path) -> tuple[list[list[int | None]], dict[str, np.ndarray]]:
+    """Per study sample the out-of-fold row of its T1 and T2 crop in the single-series grader's predictions."""
+    from lumbarkit.training.grade.train import collect_oof
+
+    probs, index, _ = collect_oof(single_dir, data, N_FOLDS, tta=False)
+    row_of = {(str(data.series[i]), str(data.level[i])): k for k, i in enumerate(index)}
+    at = [[row_of.get((study.series[i].split("|")[c], str(study.level[i]))) if study.series[i].split("|")[c] else None
+           for c in (0, 1)] for i in range(len(study))]
+    return at, probs
+
+
+def shipped_rows(study, data, cv_dir: Path, single_dir: Path, subsets: dict[str, np.ndarray], n_boot: int) -> list[dict]:
+    """What ``analyze`` does: the study grader (every seed) where a disc has T1 and T2, else the single-series
+    grader on the one sequence it has."""
+    index, arrays, done = oof(cv_dir, N_FOLDS)
+    seeds = sorted({k.split("__")[0] for k in arrays})
+    position = {int(i): k for k, i in enumerate(index)}
+    at, single = _single_series_probs(study, data, single_dir)
+    keep, fused = [], {t.name: [] for t in TASKS}
+    for i in range(len(study)):
+        both = study.sequence[i] == "T1+T2"
+        own = at[i][1] if at[i][1] is not None else at[i][0]
+        if (both and int(i) not in position) or (not both and own is None):
+            continue
+        keep.append(i)
+        for t in TASKS:
+            fused[t.name].append(np.mean([arrays[f"{s}__T1+T2__{t.name}"][position[i]] for s in seeds], axis=0) if both
+                                 else single[t.name][own])
+    keep_arr = np.array(keep)
+    probs = {k: np.stack(v) for k, v in fused.items()}
+    rows = []
+    for subset, mask in subsets.items():
+        sel = mask[keep_arr]
+        rows.append({"model": "as shipped: study grader on T1+T2 discs, else the single-series grader", "input": "T1+T2",
+                     "members": len(seeds), "samples": subset, "folds": done,
+                     **_score(study, keep_arr[sel], {k: v[sel] for k, v in probs.items()}, n_boot)})
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     head = ["model", "input", "nets", "samples", "n"] + [name for _, _, name in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -144,6 +183,8 @@ python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/
 for k in 0 1 2 3 4; do lumbarkit train grade --spider ../shared/data/spider --cache runs/grade_cache_v4 -o runs/single_cv --trunk resnet --loss cb_ce --fold $k; done
 python -m lumbarkit.training.grade.study_card --cache runs/grade_cache_v4 --cv early=runs/study_cv/early --cv late=runs/study_cv/late \\
     --cv early+single=runs/study_cv/early_expand --single runs/single_cv -o runs/study_cv/ablation.json
+python -m lumbarkit.training.grade.study_export --cache runs/grade_cache_v4 --fusion early --epochs 16 --seeds 0 1 --threads 2 \\
+    -o src/lumbarkit/models/grade_study
 ```"""
 
 
@@ -161,7 +202,7 @@ def write_card(model_dir: Path, rows: list[dict], chosen: dict, text: str) -> Pa
     ``chosen`` (a row of ``rows``), the whole ablation and the commands that reproduce it."""
     doc = json.loads((Path(model_dir) / "model.json").read_text())
     parts = [f"# Model card: {doc['name']} v{doc['version']}", "", text.strip(), "",
-             "## Targets (issue 15; this model's cross-validation row, input as the study has it, every study sample)", "",
+             f"## Targets (issue 15; cross-validation, {chosen['model']}, discs: {chosen['samples']}, n = {chosen['n']})", "",
              targets_table(chosen), "", "## Ablation (patient-level 5-fold CV, held-out patients only, 95 % patient-bootstrap CIs)", "",
              "CCC is Lin's concordance of the predicted and true Pfirrmann grade (on integer grades it equals the quadratic kappa).",
              "\"T1 and T2\" rows use only the discs whose patient has both sequences (the same discs in every row).", "",
@@ -187,6 +228,9 @@ def main(argv=None) -> None:
         fusion, folder = item.split("=", 1)
         rows += fusion_rows(study, Path(folder), fusion, subsets, args.n_boot)
     if args.single:
+        shipped = dict(item.split("=", 1) for item in args.cv).get("early")
+        if shipped:
+            rows += shipped_rows(study, data, Path(shipped), Path(args.single), subsets, args.n_boot)
         rows += single_rows(study, data, Path(args.single), subsets, args.n_boot)
         rows += decision_fusion_rows(study, data, Path(args.single), subsets, args.n_boot)
     Path(args.out).write_text(json.dumps({"rows": rows, "channel_sources": {k: list(v) for k, v in CHANNEL_SOURCES.items()}},
