@@ -214,6 +214,9 @@ def test_sequence_option_wins_over_an_unknown_sequence(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "result.json").read_text())
     assert "not graded" in doc["study"]["fused_by"] and sum("its sequence is unknown" in w for w in doc["warnings"]) == 2
+    assert all("grades" not in lv and lv["not_graded"] == "the study has no T1 or T2 series" for lv in doc["levels"])
+    with open(out / "levels.csv") as fh:
+        assert all(r["pfirrmann"] == "" and r["sequences"] == "" for r in csv.DictReader(fh))  # as result.json says
     proc = _cli("analyze", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "-o", str(out), "--no-hotspots", "--overwrite",
                 "--sequence", "T1", "--sequence", "T2")
     assert proc.returncode == 0, proc.stderr

@@ -102,22 +102,28 @@ class StudyResult:
                 rec["sequences"] = self.fused.sequences[name]
                 rec["grades"] = grade_record(g)
                 rec.pop("not_graded", None)
+            elif "not_graded" not in rec:
+                rec["not_graded"] = "the study has no T1 or T2 series" if self.fused is None else "not graded on a T1 or T2 series"
             per_series = {self.folder(i): {t: int(v) for t, v in self.results[i].grades[name].grades.items()}
                           for i in self.analysed if self.results[i].grades is not None and name in self.results[i].grades.levels}
             if per_series:
                 rec["grades_by_series"] = per_series
-            if rec.get("confidence") is None:
-                rec["confidence"] = 0.0
-                rec["measured_from"] = "not on the primary series"
+            if rec.get("confidence") is None:  # a disc found on another series only: its naming confidence there
+                rec["confidence"] = self._confidence_elsewhere(name)
+                rec["not_measured"] = "not found on the primary series (measurements come from it)"
             out.append(rec)
         return out
+
+    def _confidence_elsewhere(self, name: str) -> float:
+        found = [d.confidence for i in self.analysed for d in self.results[i].levels.discs if d.name == name]
+        return round(float(max(found)), 4) if found else 0.0
 
     def levels_rows(self) -> list[dict]:
         """``levels.csv``: the primary series' rows with the fused grade columns and ``sequences``."""
         rows = self.primary_result.levels_rows()
-        if self.single or self.fused is None:
+        if self.single:
             return rows
-        fused = {g.level: g.row() for g in self.fused.grades.discs}
+        fused = {g.level: g.row() for g in self.fused.grades.discs} if self.fused is not None else {}
         by_name = {r["level"]: r for r in rows}
         out = []
         for name in _all_disc_names(rows, fused):
@@ -127,6 +133,8 @@ class StudyResult:
             if grade_columns is not None:
                 row.update(grade_columns)
                 row["sequences"] = self.fused.sequences[name]
+                if name not in by_name:
+                    row["confidence"] = self._confidence_elsewhere(name)
             else:  # no fused grade: no single-series grade shown in its place either
                 row.update({c: "" for c in CSV_COLUMNS if c != "level"})
                 row["sequences"] = ""
