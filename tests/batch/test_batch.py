@@ -278,11 +278,11 @@ import lumbarkit.batch as b
 import lumbarkit.batch.run as batch_run
 from lumbarkit.pipeline import PipelineConfig
 
-def crashing(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
+def crashing(job, outdir, config, timeout_s=None, options=None):  # defined in __main__: shipped to the workers by value
     if job.id == "boom":
         os._exit(3)  # the worker process dies, as on a native crash or the OOM killer
     from lumbarkit.batch import run_job
-    return run_job(job, outdir, config, timeout_s)
+    return run_job(job, outdir, config, timeout_s, options)
 
 if __name__ == "__main__":
     batch_run.run_job = crashing  # the client submits batch.run.run_job to the workers
@@ -337,7 +337,7 @@ import lumbarkit.batch as b
 import lumbarkit.batch.run as batch_run
 from lumbarkit.pipeline import PipelineConfig
 
-def stuck(job, outdir, config, timeout_s=None):  # defined in __main__: shipped to the workers by value
+def stuck(job, outdir, config, timeout_s=None, options=None):  # defined in __main__: shipped to the workers by value
     import lumbarkit.batch.worker as lb
     if job.id == "stuck":
         class Hang:
@@ -345,7 +345,7 @@ def stuck(job, outdir, config, timeout_s=None):  # defined in __main__: shipped 
                 time.sleep(3600)  # as a stuck read or a native call that never returns
         config = replace(config, tta=not config.tta)  # a pipeline of its own: the good series is untouched
         lb._PIPELINES[config] = Hang()
-    return lb.run_job(job, outdir, config, timeout_s)
+    return lb.run_job(job, outdir, config, timeout_s, options)
 
 if __name__ == "__main__":
     batch_run.run_job = stuck

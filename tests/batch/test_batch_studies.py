@@ -100,3 +100,27 @@ def test_batch_writes_one_folder_and_cohort_rows_per_study_and_disc(tmp_path):
     assert {r["series_id"] for r in rows} == {folder.name}
     graded = [r for r in rows if r["pfirrmann"]]
     assert graded and all(r["sequences"] == ("T1+T2" if doc["study"]["fused_by"].startswith("study grader") else "T2") for r in graded)
+
+
+@pytest.mark.slow
+def test_batch_dicom_and_keep_phi_options_and_they_redo_the_job(tmp_path, dciodvfy_errors):
+    study, frame = generate_uid(), generate_uid()
+    patient = {"PatientName": "Studybatch^Planted", "PatientID": "PID-STUDY-5521"}
+    for sequence, number in (("T2", 2), ("T1", 3)):
+        write_dicom_series(make_phantom(sequence=sequence, seed=3, **PHANTOM).scan, tmp_path / "in" / "p" / sequence.lower(),
+                           series_description=f"{sequence.lower()}_tse_sag", series_number=number, study_uid=study,
+                           frame_of_reference_uid=frame, patient=patient)
+    out = tmp_path / "out"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    args = [sys.executable, "-m", "lumbarkit", "batch", str(tmp_path / "in"), "-o", str(out), "--workers", "1", "--no-hotspots"]
+    proc = subprocess.run(args + ["--dicom", "--keep-phi"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    doc = json.loads((folder / "result.json").read_text())
+    assert doc["input"]["identifiers"]["PatientID"] == patient["PatientID"]
+    for dcm in (folder / "segmentation.dcm", folder / "report_sr.dcm", folder / "series" / "1_T1" / "segmentation.dcm"):
+        assert dcm.is_file() and dciodvfy_errors(dcm) == []
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # without the options: redone
+    assert again.returncode == 0 and "0 already complete" in again.stdout, again.stdout
+    assert not (folder / "segmentation.dcm").exists()
+    assert patient["PatientID"] not in (folder / "result.json").read_text()

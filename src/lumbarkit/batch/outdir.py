@@ -47,11 +47,13 @@ def clean_stale(outdir: Path) -> int:
     return len(stale)
 
 
-def is_complete(outdir: Path, job: Job, config: dict | None = None) -> bool:
-    """The series folder is complete for this very input (same files, same fingerprint) and ``config`` (a dict of the
-    pipeline options; None: not compared)."""
+def is_complete(outdir: Path, job: Job, config: dict | None = None, outputs: dict | None = None) -> bool:
+    """The series folder is complete for this very input (same files, same fingerprint), ``config`` (a dict of the
+    pipeline options; None: not compared) and ``outputs`` (the output options; a marker without them had the defaults)."""
     marker = read_marker(outdir, job.id)
     if marker is None or any(marker.get(k) != v for k, v in job.key().items()):
+        return False
+    if outputs is not None and marker.get("outputs", {"keep_phi": False, "dicom": False}) != outputs:
         return False
     return config is None or marker.get("config") == config
 

@@ -30,6 +30,7 @@ from lumbarkit.batch.outdir import (
 from lumbarkit.batch.worker import (
     THREAD_ENV,
     JobOutcome,
+    OutputOptions,
     one_line,
     run_job,
     timeout_note,
@@ -153,12 +154,13 @@ ProgressCallback = Callable[[BatchProgress], None]
 
 def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None, scheduler: str | None = None,
               resume: bool = True, config: PipelineConfig | None = None, on_progress: ProgressCallback | None = None,
-              timeout_s: float | None = None) -> BatchSummary:
+              timeout_s: float | None = None, options: OutputOptions | None = None) -> BatchSummary:
     """Analyse ``jobs`` into ``outdir`` on Dask and rebuild the cohort files; see the module docstring.
 
     ``timeout_s`` limits the seconds one series may take (None: no limit); a series over the limit
     is tried once more on a fresh worker process, then becomes an error row. ``on_progress`` receives a
     :class:`BatchProgress` before the analysis and after every finished series (the CLI draws a bar).
+    ``options`` (:class:`OutputOptions`: ``--keep-phi``, ``--dicom``) are part of what makes an output complete.
 
     Raises
     ------
@@ -167,6 +169,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
     """
     t_start = time.perf_counter()
     config = config or PipelineConfig()
+    options = options or OutputOptions()
     report = on_progress or (lambda event: None)
     outdir = Path(outdir).resolve()
     summary = BatchSummary(outdir, jobs=len(jobs))
@@ -175,7 +178,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
             log.info("removed temporary files of an interrupted run in %s", outdir)
         pending: list[Job] = []
         for job in jobs:
-            if resume and is_complete(outdir, job, json.loads(json.dumps(asdict(config)))):  # as the marker stores it
+            if resume and is_complete(outdir, job, json.loads(json.dumps(asdict(config))), asdict(options)):  # as the marker stores it
                 summary.skipped.append(job.id)
                 continue
             unpublish(outdir, job.id)
@@ -196,7 +199,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
                 report(BatchProgress(len(pending), message=f"{len(jobs)} series: {len(summary.skipped)} already complete, "
                                                            f"{len(summary.errors)} unusable, {len(pending)} to analyse {where}"))
                 t = time.perf_counter()
-                _run_pending(client, pending, outdir, config, summary, tracebacks, report, timeout_s)
+                _run_pending(client, pending, outdir, config, summary, tracebacks, report, timeout_s, options)
                 summary.timings_s["analysis"] = time.perf_counter() - t
         t = time.perf_counter()
         summary.cohort = write_cohort(outdir)
@@ -216,11 +219,12 @@ def _check_models(config: PipelineConfig) -> None:
 
 
 def _run_pending(client, pending: list[Job], outdir: Path, config: PipelineConfig, summary: BatchSummary,
-                 tracebacks: dict[str, str], report: ProgressCallback, timeout_s: float | None = None) -> None:
+                 tracebacks: dict[str, str], report: ProgressCallback, timeout_s: float | None = None,
+                 options: OutputOptions | None = None) -> None:
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
-    futures = [client.submit(run_job, job, str(outdir), config, timeout_s, key=f"lumbarkit-{job.id}-{run}", pure=False)
+    futures = [client.submit(run_job, job, str(outdir), config, timeout_s, options, key=f"lumbarkit-{job.id}-{run}", pure=False)
                for job in pending]
     by_key = {f.key: job for f, job in zip(futures, pending)}
     for future in as_completed(futures):

@@ -104,10 +104,20 @@ def peak_rss_mb() -> float | None:
         return psutil.Process().memory_info().rss / 2**20 if psutil is not None else None
 
 
-def marker_document(job: Job, config: PipelineConfig) -> dict:
+@dataclass(frozen=True)
+class OutputOptions:
+    """What a job writes besides the ``analyze`` files: identifiers (``--keep-phi``), DICOM SEG/SR (``--dicom``,
+    for DICOM series). Part of the completion marker: changing them redoes the job."""
+
+    keep_phi: bool = False
+    dicom: bool = False
+
+
+def marker_document(job: Job, config: PipelineConfig, options: OutputOptions | None = None) -> dict:
     from lumbarkit.version import __version__
 
-    return {"id": job.id, **job.key(), "lumbarkit_version": __version__, "config": asdict(config)}
+    return {"id": job.id, **job.key(), "lumbarkit_version": __version__, "config": asdict(config),
+            "outputs": asdict(options or OutputOptions())}
 
 
 def _series_view(job: Job, view: Path) -> str:
@@ -123,26 +133,27 @@ def _series_view(job: Job, view: Path) -> str:
     return str(view)
 
 
-def _run_study(job: Job, pipeline: Pipeline, tmp: Path, view: Path) -> int:
+def _run_study(job: Job, pipeline: Pipeline, tmp: Path, view: Path, options: OutputOptions) -> int:
     """Analyse a study job (its series together, as ``analyze`` does) into ``tmp``; returns the discs reported."""
     from lumbarkit.report.study_outputs import write_study_outputs
     from lumbarkit.study import SeriesRef, StudyInputs, analyze_study
 
     refs = tuple(SeriesRef(Path(_series_view(part, view / str(i))), part.series, "unknown", part.display)
                  for i, part in enumerate(job.parts))
-    result = analyze_study(StudyInputs(refs, key=job.input), pipeline, lumbar_vertebrae=job.lumbar_vertebrae)
-    write_study_outputs(result, tmp)
+    result = analyze_study(StudyInputs(refs, key=job.input), pipeline, keep_phi=options.keep_phi,
+                           lumbar_vertebrae=job.lumbar_vertebrae)
+    write_study_outputs(result, tmp, keep_phi=options.keep_phi, dicom=options.dicom)
     return len(result.to_dict()["levels"])
 
 
-def publish(outdir: Path, job: Job, tmp: Path, config: PipelineConfig) -> Path:
+def publish(outdir: Path, job: Job, tmp: Path, config: PipelineConfig, options: OutputOptions | None = None) -> Path:
     """Move a finished temporary folder to ``outdir/<id>`` and write its completion marker last."""
     from lumbarkit.report.outputs import write_text
 
     final = outdir / job.id
     remove_path(final)  # an unfinished or superseded earlier attempt
     os.replace(tmp, final)
-    write_text(final / MARKER, json.dumps(marker_document(job, config), indent=1, sort_keys=True) + "\n")
+    write_text(final / MARKER, json.dumps(marker_document(job, config, options), indent=1, sort_keys=True) + "\n")
     return final
 
 
@@ -161,7 +172,8 @@ def _give_up(out: Path, job: Job, tmp: Path, view: Path, timeout_s: float) -> No
         os._exit(70)
 
 
-def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | None = None) -> JobOutcome:
+def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | None = None,
+            options: OutputOptions | None = None) -> JobOutcome:
     """Analyse one series and publish its folder; every error is caught and reported.
 
     With ``timeout_s`` a series still running after that many seconds ends the worker process
@@ -180,14 +192,17 @@ def run_job(job: Job, outdir: str, config: PipelineConfig, timeout_s: float | No
         watchdog.start()
     try:
         pipeline = worker_pipeline(config)
+        options = options or OutputOptions()
         if job.parts:
-            outcome.discs = _run_study(job, pipeline, tmp, view)
+            outcome.discs = _run_study(job, pipeline, tmp, view, options)
         else:
-            result = pipeline.analyze(_series_view(job, view), spacing_mm=job.spacing_mm, series=job.series,
+            source = _series_view(job, view)
+            result = pipeline.analyze(source, spacing_mm=job.spacing_mm, series=job.series, keep_phi=options.keep_phi,
                                       lumbar_vertebrae=job.lumbar_vertebrae)
-            write_outputs(result, tmp)
+            dicom = options.dicom and result.scan.metadata.source_format == "dicom"
+            write_outputs(result, tmp, keep_phi=options.keep_phi, dicom_source=Path(source) if dicom else None)
             outcome.discs = len(result.levels.discs)
-        publish(out, job, tmp, config)
+        publish(out, job, tmp, config, options)
         outcome.ok = True
     except LumbarkitError as exc:
         outcome.reason = one_line(str(exc))

@@ -25,6 +25,9 @@ def batch(
     no_resume: bool = typer.Option(False, "--no-resume", help="Redo series already complete in OUT (default: skip them)."),
     no_hotspots: bool = typer.Option(False, "--no-hotspots", help="Skip the evidence hotspot maps (faster)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline options (segment_model, grade_model, tta, hotspots, hotspot_tasks)."),
+    dicom: bool = typer.Option(False, "--dicom", help="Also write a DICOM SEG and SR for every DICOM series (and study) "
+                                                    "referencing its source series, as `analyze --dicom` does."),
+    keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers in the outputs, as `analyze --keep-phi` does."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds one series may take (e.g. 600); a series still running is "
                                                                     "retried once on a fresh worker, then reported in errors.csv. Default: no limit."),
 ) -> None:
@@ -35,6 +38,7 @@ def batch(
     from rich.console import Console
 
     from lumbarkit.batch import discover_jobs, run_batch
+    from lumbarkit.batch.worker import OutputOptions
     from lumbarkit.cli.progress import ProgressBar
     from lumbarkit.errors import InputError
     from lumbarkit.pipeline import PipelineConfig
@@ -59,7 +63,7 @@ def batch(
     try:
         with ProgressBar(console) as bar:
             summary = run_batch(found.jobs, out, workers=workers, scheduler=scheduler, resume=not no_resume, config=cfg,
-                                on_progress=bar.update, timeout_s=timeout)
+                                on_progress=bar.update, timeout_s=timeout, options=OutputOptions(keep_phi=keep_phi, dicom=dicom))
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
