@@ -102,10 +102,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.threads = threads
         self._segmenter = None
-        self._grader = None
-        self._grader_missing: str | None = None
-        self._study_grader = None
-        self._study_missing: str | None = None
+        self._optional: dict[str, object] = {}  # packaged default name -> loaded folder, or None when not installed
 
     @property
     def segmenter(self):
@@ -116,35 +113,29 @@ class Pipeline:
             self._segmenter = load_model(self.config.segment_model, "segment_2d", self.threads)
         return self._segmenter
 
+    def _optional_model(self, path: str | None, default: str):
+        """The model folder at ``path`` (an error when it is unusable), else the packaged ``default`` or None when
+        that is not installed; loaded once."""
+        if default not in self._optional:
+            from lumbarkit.models.folder import load_model
+
+            try:
+                self._optional[default] = load_model(path, default, self.threads)
+            except ModelError:
+                if path is not None:
+                    raise
+                self._optional[default] = None
+        return self._optional[default]
+
     @property
     def grader(self):
         """The grader :class:`ModelFolder`, or None when none is installed (grading is then skipped)."""
-        if self._grader is None and self._grader_missing is None:
-            from lumbarkit.models.folder import load_model
-
-            path = self.config.grade_model
-            try:
-                self._grader = load_model(path, "grade_2d", self.threads)
-            except ModelError as exc:
-                if path is not None:
-                    raise
-                self._grader_missing = str(exc)
-        return self._grader
+        return self._optional_model(self.config.grade_model, "grade_2d")
 
     @property
     def study_grader(self):
         """The study grader :class:`ModelFolder`, or None when none is installed (the T2 series' grades are then used)."""
-        if self._study_grader is None and self._study_missing is None:
-            from lumbarkit.models.folder import load_model
-
-            path = self.config.study_model
-            try:
-                self._study_grader = load_model(path, "grade_study", self.threads)
-            except ModelError as exc:
-                if path is not None:
-                    raise
-                self._study_missing = str(exc)
-        return self._study_grader
+        return self._optional_model(self.config.study_model, "grade_study")
 
     def analyze(self, source, spacing_mm=None, series: str | None = None, keep_phi: bool = False,
                 lumbar_vertebrae: int | None = None) -> ScanResult:
