@@ -223,3 +223,12 @@ def test_sequence_option_wins_over_an_unknown_sequence(tmp_path):
     doc = json.loads((out / "result.json").read_text())
     assert [s["sequence"] for s in doc["study"]["series"]] == ["T1", "T2"]
     assert {lv["sequences"] for lv in doc["levels"] if "grades" in lv} == {"T1+T2"}
+
+
+def test_dicom_option_on_a_nifti_study_is_refused_before_the_work(tmp_path):
+    t2 = make_phantom(sequence="T2", seed=3, n_slices=3)
+    write_nifti(t2.scan.array, t2.scan.affine, tmp_path / "sub-01_T2w.nii.gz")
+    write_nifti(t2.scan.array, t2.scan.affine, tmp_path / "sub-01_T1w.nii.gz")
+    proc = _cli("analyze", str(tmp_path), "-o", str(tmp_path / "out"), "--dicom")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --dicom needs a DICOM input (the SEG and SR reference its series)"
+    assert not (tmp_path / "out").exists()

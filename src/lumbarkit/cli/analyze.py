@@ -71,14 +71,14 @@ def analyze(
     from lumbarkit.study import analyze_study, find_study
 
     check_output(out, inputs, overwrite)  # before any work
-    if dicom and not any(is_dicom_path(p) and not p.name.lower().endswith((".nii", ".nii.gz")) for p in inputs):
+    study = find_study(inputs, series, sequence)  # headers only
+    if dicom and not any(is_dicom_path(r.source) and not r.source.name.lower().endswith((".nii", ".nii.gz")) for r in study.series):
         raise InputError("--dicom needs a DICOM input (the SEG and SR reference its series)")
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
     if lumbar_vertebrae is not None:
         cfg = replace(cfg, lumbar_vertebrae=lumbar_vertebrae)
-    study = find_study(inputs, series, sequence)
     with StageStatus() as status:
         result = analyze_study(study, Pipeline(cfg), keep_phi=keep_phi, on_stage=status.update, spacing_mm=spacing_tuple(spacing))
     with staged_folder(out, inputs) as tmp:
