@@ -35,6 +35,15 @@ def _validate(doc: dict) -> None:
     jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()), cls=jsonschema.Draft202012Validator)
 
 
+def _phantom_niftis(folder: Path, contrasts: dict[str, str]) -> list[Path]:
+    """The demo-anatomy phantom (seed 3) written as NIfTI files, file name -> contrast ("T1" or "T2")."""
+    paths = []
+    for name, contrast in contrasts.items():
+        scan = make_phantom(sequence=contrast, seed=3, **PHANTOM).scan
+        paths.append(write_nifti(scan.array, scan.affine, folder / name))
+    return paths
+
+
 @pytest.fixture(scope="module")
 def dicom_study(tmp_path_factory) -> Path:
     """T2, T1 and T2 SPACE sagittal series of one phantom patient (one frame of reference), an axial series and a localizer."""
@@ -107,10 +116,10 @@ def test_study_report_shows_both_crops_and_links_every_series(analysed):
         assert f"href='{folder}/report.html'" in html
     crops = sorted((analysed / "crops").glob("*.png"))
     assert crops and "T1+T2" in html
-    from PIL import Image
+    import imageio.v3 as iio
 
-    width, height = Image.open(crops[0]).size
-    assert width > 2 * height  # two 64 x 128 crops side by side
+    height, width = iio.imread(crops[0]).shape[:2]
+    assert (height, width) == (2 * 64, 2 * (2 * 128 + 4))  # two 64 x 128 crops side by side, 4 px apart, shown at 2x
 
 
 def test_two_nifti_inputs_on_different_grids(tmp_path):
@@ -138,10 +147,7 @@ def test_two_nifti_inputs_on_different_grids(tmp_path):
 
 
 def test_a_study_without_t1_is_graded_from_t2(tmp_path):
-    t2 = make_phantom(sequence="T2", seed=3, **PHANTOM)
-    stir = make_phantom(sequence="T2", seed=3, **PHANTOM)
-    write_nifti(t2.scan.array, t2.scan.affine, tmp_path / "sub-01_T2w.nii.gz")
-    write_nifti(stir.scan.array, stir.scan.affine, tmp_path / "sub-01_STIR.nii.gz")
+    _phantom_niftis(tmp_path, {"sub-01_T2w.nii.gz": "T2", "sub-01_STIR.nii.gz": "T2"})  # the name declares STIR
     out = tmp_path / "out"
     proc = _cli("analyze", str(tmp_path), "-o", str(out), "--no-hotspots")
     assert proc.returncode == 0, proc.stderr
@@ -205,10 +211,7 @@ def test_conflicting_level_names_are_a_warning(dicom_study, tmp_path):
 
 def test_sequence_option_wins_over_an_unknown_sequence(tmp_path):
     """Bare NIfTI files say nothing about their sequence: --sequence declares it, and the study is fused."""
-    t2 = make_phantom(sequence="T2", seed=3, **PHANTOM)
-    t1 = make_phantom(sequence="T1", seed=3, **PHANTOM)
-    write_nifti(t1.scan.array, t1.scan.affine, tmp_path / "a.nii.gz")
-    write_nifti(t2.scan.array, t2.scan.affine, tmp_path / "b.nii.gz")
+    _phantom_niftis(tmp_path, {"a.nii.gz": "T1", "b.nii.gz": "T2"})
     out = tmp_path / "out"
     proc = _cli("analyze", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "-o", str(out), "--no-hotspots")
     assert proc.returncode == 0, proc.stderr

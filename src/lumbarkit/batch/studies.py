@@ -12,22 +12,18 @@ never a tag value.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from lumbarkit.batch.inputs import Job, hash_id
 
-BIDS_ENTITIES = re.compile(r"(?:^|_)(sub-[A-Za-z0-9]+)(?:_(ses-[A-Za-z0-9]+))?")
-
-
 def bids_study(path: Path) -> str:
     """``bids:<folder>:sub-01_ses-1`` for a NIfTI named with BIDS entities and a contrast suffix, else ""."""
-    from lumbarkit.io.sidecar import bids_suffix_sequence
+    from lumbarkit.io.sidecar import bids_subject_session, bids_suffix_sequence
 
-    match = BIDS_ENTITIES.search(path.name)
-    if not match or not path.name.lower().endswith((".nii", ".nii.gz")) or bids_suffix_sequence(path) is None:
+    entities = bids_subject_session(path)
+    if not entities or not path.name.lower().endswith((".nii", ".nii.gz")) or bids_suffix_sequence(path) is None:
         return ""
-    return f"bids:{path.parent}:" + "_".join(e for e in match.groups() if e)
+    return f"bids:{path.parent}:{entities}"
 
 
 def group_studies(jobs: list[Job]) -> list[Job]:

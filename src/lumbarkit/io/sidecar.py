@@ -56,6 +56,15 @@ def bids_suffix_sequence(volume: Path) -> str | None:
     return BIDS_SUFFIX_SEQUENCE.get(match.group(1)) if match else None
 
 
+BIDS_ENTITY = re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")
+
+
+def bids_subject_session(volume: Path) -> str:
+    """``sub-01_ses-1`` (or ``sub-01``) from a BIDS file name; "" when it names no subject or session."""
+    entities = dict(BIDS_ENTITY.findall(volume.name))
+    return "_".join(f"{k}-{entities[k]}" for k in ("sub", "ses") if k in entities)
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """The sidecar as a dict; InputError (one line) when it is not a JSON object."""
     try:

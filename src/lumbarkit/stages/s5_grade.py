@@ -95,6 +95,18 @@ def predict_probabilities(folder, images: np.ndarray, tta: bool = True) -> dict[
     return result
 
 
+def disc_grade(name: str, probs: dict[str, np.ndarray], i: int) -> DiscGrade:
+    """The :class:`DiscGrade` of row ``i`` of per-task probabilities ``probs`` (task -> (N, classes)): each task's
+    argmax, and the 3-class LDD as the class of the Pfirrmann grade shown (never a contradicting argmax of the sums)."""
+    p = {k: tuple(float(v) for v in probs[k][i]) for k in probs}
+    g = {k: get_task(k).decode(int(np.argmax(probs[k][i]))) for k in probs}
+    if "pfirrmann" in probs:
+        ldd, ldd_p = pfirrmann_to_ldd(g["pfirrmann"]), tuple(float(v) for v in ldd_probabilities(probs["pfirrmann"][i]))
+    else:
+        ldd, ldd_p = "", (float("nan"),) * 3
+    return DiscGrade(name, p, g, ldd, ldd_p)
+
+
 def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscGrades:
     """Grade every disc of ``levels`` on ``scan``.
 
@@ -123,18 +135,9 @@ def grade(scan: Scan, levels, model=None, tta: bool = True, crops=None) -> DiscG
     elif crops.spec != spec:
         raise ModelError(f"crops were cut with {crops.spec} but the grader {folder.name} expects {spec}")
     probs = predict_probabilities(folder, crops.stack(), tta)
-    discs = []
-    for i, c in enumerate(crops.crops):
-        p = {k: tuple(float(v) for v in probs[k][i]) for k in probs}
-        g = {k: get_task(k).decode(int(np.argmax(probs[k][i]))) for k in probs}
-        if "pfirrmann" in probs:
-            # the 3-class LDD is the class of the Pfirrmann grade shown (never a contradicting argmax of the sums)
-            ldd, ldd_p = pfirrmann_to_ldd(g["pfirrmann"]), tuple(float(v) for v in ldd_probabilities(probs["pfirrmann"][i]))
-        else:
-            ldd, ldd_p = "", (float("nan"),) * 3
-        discs.append(DiscGrade(c.name, p, g, ldd, ldd_p))
+    discs = [disc_grade(c.name, probs, i) for i, c in enumerate(crops.crops)]
     warnings = tuple(f"{c.name}: {w}" for c in crops.crops for w in c.warnings)
     return DiscGrades(tuple(discs), tuple(crops.skipped), folder.name, folder.onnx_sha256, bool(tta), warnings)
 
 
-__all__ = ["CSV_COLUMNS", "DiscGrade", "DiscGrades", "TASKS", "grade", "model_crops", "predict_probabilities", "tta_variants"]
+__all__ = ["CSV_COLUMNS", "DiscGrade", "DiscGrades", "TASKS", "disc_grade", "grade", "model_crops", "predict_probabilities", "tta_variants"]

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lumbarkit.results.grades import DiscGrade, DiscGrades
-from lumbarkit.tasks import get_task, ldd_probabilities, pfirrmann_to_ldd
+from lumbarkit.results.grades import DiscGrades
 
 CHANNEL_SEQUENCES = {"T1": ("T1",), "T2": ("T2", "T2_SPACE")}  # series sequence(s) that fill each channel, preferred first
 DEFAULT_STUDY_MODEL = "grade_study"
@@ -77,7 +76,7 @@ def fuse_grades(results: list, sequences: list[str], model, tta: bool = True, ex
 
 
 def _study_grader(results: list, used: dict[str, int], model, tta: bool, hotspot_tasks: tuple[str, ...]) -> FusedGrades:
-    from lumbarkit.stages.s5_grade import model_crops, predict_probabilities
+    from lumbarkit.stages.s5_grade import disc_grade, model_crops, predict_probabilities
 
     channels = list(model.spec.architecture.get("sequences") or ("T1", "T2"))
     crops = {ch: {c.name: c for c in _crops(results[i], model, model_crops).crops} for ch, i in used.items()}
@@ -98,11 +97,7 @@ def _study_grader(results: list, used: dict[str, int], model, tta: bool, hotspot
         if own is not None:  # a disc on one sequence only: that series' own grade, as for a one-sequence study
             discs.append(own)
             continue
-        p = {t: tuple(float(v) for v in probs[t][k]) for t in probs}
-        g = {t: get_task(t).decode(int(np.argmax(probs[t][k]))) for t in probs}
-        ldd = pfirrmann_to_ldd(g["pfirrmann"]) if "pfirrmann" in g else ""
-        ldd_p = tuple(float(v) for v in ldd_probabilities(probs["pfirrmann"][k])) if "pfirrmann" in probs else (float("nan"),) * 3
-        discs.append(DiscGrade(name, p, g, ldd, ldd_p))
+        discs.append(disc_grade(name, probs, k))
     skipped = tuple((n, "not cropped on any T1 or T2 series") for n in disc_order(results, used) if n not in names)
     grades = DiscGrades(tuple(discs), skipped, model.name, model.onnx_sha256, bool(tta))
     maps = {}

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +22,6 @@ from typing import Sequence
 from lumbarkit.errors import InputError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-BIDS_ENTITY = re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -120,13 +118,12 @@ def _nifti_files(folder: Path) -> list[Path]:
 
 def _bids_study(folder: Path) -> StudyInputs:
     """The NIfTI files of one BIDS subject/session with a contrast suffix."""
-    from lumbarkit.io.sidecar import bids_suffix_sequence
+    from lumbarkit.io.sidecar import bids_subject_session, bids_suffix_sequence
 
     files = _nifti_files(folder)
     groups: dict[str, list[Path]] = {}
     for f in files:
-        entities = dict(BIDS_ENTITY.findall(f.name))
-        groups.setdefault(" ".join(f"{k}-{v}" for k, v in sorted(entities.items())) or "(no subject)", []).append(f)
+        groups.setdefault(bids_subject_session(f) or "(no subject)", []).append(f)
     if len(groups) > 1:
         raise InputError(f"{folder} holds {len(groups)} subjects/sessions ({', '.join(sorted(groups))}); "
                          "analyse one at a time, or use `lumbarkit batch` for a cohort")

@@ -72,26 +72,28 @@ def fusion_rows(study, cv_dir: Path, fusion: str, subsets: dict[str, np.ndarray]
     return rows
 
 
-def single_rows(study, data, single_dir: Path, subsets: dict[str, np.ndarray], n_boot: int) -> list[dict]:
-    """The single-series grader's out-of-fold grades, matched to the study samples through their series."""
+def _single_series_probs(study, data, single_dir: Path):
+    """The single-series grader's out-of-fold probabilities (task -> (N, C)), per study sample the row of its T1 and
+    its T2 crop in them (None: no such crop), and the folds done."""
     from lumbarkit.training.grade.train import collect_oof
 
     probs, index, done = collect_oof(single_dir, data, N_FOLDS, tta=False)
     row_of = {(str(data.series[i]), str(data.level[i])): k for k, i in enumerate(index)}
+    at = [[row_of.get((study.series[i].split("|")[c], str(study.level[i]))) if study.series[i].split("|")[c] else None
+           for c in (0, 1)] for i in range(len(study))]
+    return probs, at, done
+
+
+def single_rows(study, data, single_dir: Path, subsets: dict[str, np.ndarray], n_boot: int) -> list[dict]:
+    """The single-series grader's out-of-fold grades, matched to the study samples through their series."""
+    probs, at, done = _single_series_probs(study, data, single_dir)
     rows = []
-    for channel, mode in (("T2", "T2"), ("T1", "T1")):
-        c = 0 if channel == "T1" else 1
-        keep, at = [], []
-        for i in range(len(study)):
-            series = study.series[i].split("|")[c]
-            k = row_of.get((series, str(study.level[i])))
-            if series and k is not None:
-                keep.append(i)
-                at.append(k)
-        keep_arr, at_arr = np.array(keep), np.array(at)
+    for mode, c in (("T2", 1), ("T1", 0)):
+        keep = np.array([i for i in range(len(study)) if at[i][c] is not None])
+        rows_at = np.array([at[i][c] for i in keep])
         for subset, mask in subsets.items():
-            sel = mask[keep_arr]
-            scored = _score(study, keep_arr[sel], {k: v[at_arr[sel]] for k, v in probs.items()}, n_boot)
+            sel = mask[keep]
+            scored = _score(study, keep[sel], {k: v[rows_at[sel]] for k, v in probs.items()}, n_boot)
             rows.append({"model": "single-series grader", "input": mode, "members": 1, "samples": subset, "folds": done, **scored})
     return rows
 
@@ -100,12 +102,7 @@ def decision_fusion_rows(study, data, single_dir: Path, subsets: dict[str, np.nd
                          t2_weights=(0.5, 0.7, 1.0)) -> list[dict]:
     """Decision-level fusion of the single-series grader: per disc the weighted mean of its probabilities on the
     T2 crop (weight ``w``) and on the T1 crop (``1 - w``); a disc with one sequence takes that one's probabilities."""
-    from lumbarkit.training.grade.train import collect_oof
-
-    probs, index, done = collect_oof(single_dir, data, N_FOLDS, tta=False)
-    row_of = {(str(data.series[i]), str(data.level[i])): k for k, i in enumerate(index)}
-    at = [[row_of.get((study.series[i].split("|")[c], str(study.level[i]))) if study.series[i].split("|")[c] else None
-           for c in (0, 1)] for i in range(len(study))]
+    probs, at, done = _single_series_probs(study, data, single_dir)
     keep = np.array([i for i in range(len(study)) if at[i][0] is not None or at[i][1] is not None])
     rows = []
     for w in t2_weights:
@@ -123,24 +120,13 @@ def decision_fusion_rows(study, data, single_dir: Path, subsets: dict[str, np.nd
     return rows
 
 
-def _single_series_probs(study, data, single_dir: Path) -> tuple[list[list[int | None]], dict[str, np.ndarray]]:
-    """Per study sample the out-of-fold row of its T1 and T2 crop in the single-series grader's predictions."""
-    from lumbarkit.training.grade.train import collect_oof
-
-    probs, index, _ = collect_oof(single_dir, data, N_FOLDS, tta=False)
-    row_of = {(str(data.series[i]), str(data.level[i])): k for k, i in enumerate(index)}
-    at = [[row_of.get((study.series[i].split("|")[c], str(study.level[i]))) if study.series[i].split("|")[c] else None
-           for c in (0, 1)] for i in range(len(study))]
-    return at, probs
-
-
 def shipped_rows(study, data, cv_dir: Path, single_dir: Path, subsets: dict[str, np.ndarray], n_boot: int) -> list[dict]:
     """What ``analyze`` does: the study grader (every seed) where a disc has T1 and T2, else the single-series
     grader on the one sequence it has."""
     index, arrays, done = oof(cv_dir, N_FOLDS)
     seeds = sorted({k.split("__")[0] for k in arrays})
     position = {int(i): k for k, i in enumerate(index)}
-    at, single = _single_series_probs(study, data, single_dir)
+    single, at, _ = _single_series_probs(study, data, single_dir)
     keep, fused = [], {t.name: [] for t in TASKS}
     for i in range(len(study)):
         both = study.sequence[i] == "T1+T2"
@@ -181,10 +167,11 @@ python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/
 python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/study_cv/late --fusion late --epochs 16
 python -m lumbarkit.training.grade.study_cv --cache runs/grade_cache_v4 -o runs/study_cv/early_expand --fusion early --epochs 12 --seeds 0 --expand
 for k in 0 1 2 3 4; do lumbarkit train grade --spider ../shared/data/spider --cache runs/grade_cache_v4 -o runs/single_cv --trunk resnet --loss cb_ce --fold $k; done
-python -m lumbarkit.training.grade.study_card --cache runs/grade_cache_v4 --cv early=runs/study_cv/early --cv late=runs/study_cv/late \\
-    --cv early+single=runs/study_cv/early_expand --single runs/single_cv -o runs/study_cv/ablation.json
 python -m lumbarkit.training.grade.study_export --cache runs/grade_cache_v4 --fusion early --epochs 16 --seeds 0 1 --threads 2 \\
     -o src/lumbarkit/models/grade_study
+python -m lumbarkit.training.grade.study_card --cache runs/grade_cache_v4 --cv early=runs/study_cv/early --cv late=runs/study_cv/late \\
+    --cv early+single=runs/study_cv/early_expand --single runs/single_cv --n-boot 1000 -o runs/study_cv/ablation.json \\
+    --model src/lumbarkit/models/grade_study
 ```"""
 
 
@@ -212,6 +199,21 @@ def write_card(model_dir: Path, rows: list[dict], chosen: dict, text: str) -> Pa
     return path
 
 
+def write_model_metrics(model_dir: Path, doc: dict) -> Path:
+    """Record the ablation ``doc`` in the shipped model folder: ``ablation.json``, ``metrics.cv`` of ``model.json``
+    (the as-shipped and single-series rows) and ``MODEL_CARD.md``, whose prose (title to targets) is kept."""
+    rows = doc["rows"]
+    chosen = next(r for r in rows if r["model"].startswith("as shipped") and r["samples"] == "T1 and T2")
+    (model_dir / "ablation.json").write_text(json.dumps(doc, indent=1) + "\n")
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta["metrics"] = {"cv": {"description": "patient-level 5-fold CV, held-out patients, discs with T1 and T2, as analyze grades them",
+                              "rows": [r for r in rows if r["model"].startswith(("as shipped", "single-series grader"))]}}
+    (model_dir / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    card = (model_dir / "MODEL_CARD.md").read_text()
+    prose = card.split("\n", 1)[1].split("\n## Targets", 1)[0]
+    return write_card(model_dir, rows, chosen, prose)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", required=True)
@@ -219,22 +221,26 @@ def main(argv=None) -> None:
     parser.add_argument("--single", default=None)
     parser.add_argument("--n-boot", type=int, default=500)
     parser.add_argument("-o", "--out", required=True)
+    parser.add_argument("--model", default=None, help="the shipped model folder: write its ablation.json, model.json "
+                                                      "metrics and MODEL_CARD.md (keeping the card's prose)")
     args = parser.parse_args(argv)
     data = load_grade_dataset(args.cache)
     study = study_dataset(data)
     subsets = {"all with the input": np.ones(len(study), bool), "T1 and T2": study.sequence == "T1+T2"}
     rows = []
+    shipped = dict(item.split("=", 1) for item in args.cv).get("early")
+    if args.single and shipped:
+        rows += shipped_rows(study, data, Path(shipped), Path(args.single), subsets, args.n_boot)
     for item in args.cv:
         fusion, folder = item.split("=", 1)
         rows += fusion_rows(study, Path(folder), fusion, subsets, args.n_boot)
     if args.single:
-        shipped = dict(item.split("=", 1) for item in args.cv).get("early")
-        if shipped:
-            rows += shipped_rows(study, data, Path(shipped), Path(args.single), subsets, args.n_boot)
         rows += single_rows(study, data, Path(args.single), subsets, args.n_boot)
         rows += decision_fusion_rows(study, data, Path(args.single), subsets, args.n_boot)
-    Path(args.out).write_text(json.dumps({"rows": rows, "channel_sources": {k: list(v) for k, v in CHANNEL_SOURCES.items()}},
-                                         indent=1) + "\n")
+    doc = {"rows": rows, "channel_sources": {k: list(v) for k, v in CHANNEL_SOURCES.items()}}
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    if args.model:
+        write_model_metrics(Path(args.model), doc)
     print(table(rows))
 
 
