@@ -77,20 +77,20 @@ def study_fold(cache: str | Path, out: str | Path, cfg: GradeTrainConfig, fold: 
 
 
 def oof(out: Path, n_folds: int) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
-    """Out-of-fold arrays of every finished fold: (sample indices, key -> stacked probabilities, folds done)."""
-    idx, arrays, done = [], {}, []
+    """Out-of-fold arrays of every finished fold: (sample indices, key -> stacked probabilities, folds done);
+    only keys every finished fold holds."""
+    idx, arrays, done = [], [], []
     for k in range(n_folds):
         path = Path(out) / f"fold{k}.npz"
-        if not path.exists():
-            continue
-        z = np.load(path)
-        idx.append(z["index"])
-        for key in z.files:
-            if key != "index":
-                arrays.setdefault(key, []).append(z[key])
-        done.append(k)
-    keys = set.intersection(*[set(np.load(Path(out) / f"fold{k}.npz").files) for k in done]) if done else set()
-    return (np.concatenate(idx) if idx else np.zeros(0, int)), {k: np.concatenate(v) for k, v in arrays.items() if k in keys}, done
+        if path.exists():
+            z = np.load(path)
+            idx.append(z["index"])
+            arrays.append({key: z[key] for key in z.files if key != "index"})
+            done.append(k)
+    if not done:
+        return np.zeros(0, int), {}, []
+    keys = set.intersection(*(set(a) for a in arrays))
+    return np.concatenate(idx), {key: np.concatenate([a[key] for a in arrays]) for key in sorted(keys)}, done
 
 
 def main(argv=None) -> None:
