@@ -298,3 +298,17 @@ def test_values_outside_their_physiological_range_are_missing_with_the_reason():
     assert not thin.height_middle.ok and "depends on implausible depth_ap" in thin.height_middle.missing_reason
     assert not thin.genant_grade.ok
     assert normal.depth_ap.value == pytest.approx(34.0, abs=0.6) and normal.height_middle.ok
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_line_fit_is_skimages_total_least_squares(n):
+    from skimage.measure import LineModelND
+
+    from lumbarkit.stages.s3_measure.geometry import _fit_line
+
+    pts = np.random.default_rng(n).normal(size=(n, 2)) * [10, 1] + [3, -2]
+    origin, direction = _fit_line(list(pts))
+    ref = LineModelND.from_estimate(pts)
+    assert np.array_equal(origin, ref.origin)
+    assert abs(abs(direction @ ref.direction) - 1) < 1e-12
+    assert _fit_line([pts[0]]) is None

@@ -131,3 +131,15 @@ def test_evaluate_segment_reports_dice_iou_and_naming_per_case(shared_data, tmp_
     assert rows.loc["ivd_11", "naming_total"] == 5
     summary = json.loads((tmp_path / "report" / "segment_summary.json").read_text())
     assert summary["n_cases"] == 2 and "dice_disc" in summary["overall"]
+
+
+def test_float16_conversion_is_numpys_cast_bit_for_bit():
+    """The fast cast of probabilities equals ``astype(float16)`` on subnormal, halfway and normal values."""
+    from lumbarkit.stages.s1_segment import to_float16
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.random(100_000), np.exp(-rng.random(100_000) * 100), np.arange(0, 2049) * 2.0**-25,
+                        [2.0**-14, 2.0**-25, 2.0**-26, 1.0, 0.0, 1e-45]]).astype(np.float32)
+    x = np.concatenate([x, np.nextafter(x, np.float32(0)), np.nextafter(x, np.float32(1))])
+    assert np.array_equal(to_float16(x).view(np.uint16), x.astype(np.float16).view(np.uint16))
+    assert to_float16(x.reshape(3, -1)).shape == (3, x.size // 3)

@@ -6,27 +6,33 @@ from pathlib import Path
 
 import numpy as np
 
+SCALE = 2  # output pixels per crop pixel
+TITLE_PX = 24  # height of the title band
+
 
 def overlay_png(crop: np.ndarray, heat: np.ndarray, path: str | Path, title: str = "") -> Path:
-    """Write the crop (middle channel, gray) with the hotspot map over it (jet, alpha by strength)."""
-    from matplotlib.figure import Figure
+    """Write the crop (middle channel, grey, [0, 1]) with the hotspot map over it (jet, opacity 0.6 x strength),
+    enlarged ``SCALE`` times, with ``title`` in a white band above it."""
+    from PIL import Image
+
+    from lumbarkit.report.draw import blend, canvas, gray_rgb, jet, save_png
 
     img = np.asarray(crop)
     img = img[img.shape[0] // 2] if img.ndim == 3 else img
     h, w = img.shape
-    fig = Figure(figsize=(w / 40, h / 40 + (0.35 if title else 0)), dpi=80)
-    ax = fig.add_axes((0, 0, 1, h / (h + (14 if title else 0))))
-    ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
-    rgba = np.zeros((h, w, 4), dtype=np.float32)
-    import matplotlib
-
-    rgba[..., :3] = matplotlib.colormaps["jet"](heat)[..., :3]
-    rgba[..., 3] = 0.6 * np.clip(heat, 0, 1)
-    ax.imshow(rgba, interpolation="bilinear")
-    ax.set_axis_off()
+    size = (w * SCALE, h * SCALE)
+    gray = np.asarray(Image.fromarray(np.asarray(img, dtype=np.float32)).resize(size, Image.BILINEAR))
+    hot = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize(size, Image.BILINEAR))
+    rgb = blend(gray_rgb(gray, 0.0, 1.0), jet(hot), 0.6 * np.clip(hot, 0, 1))
+    band = TITLE_PX if title else 0
+    full = np.full((h * SCALE + band, w * SCALE, 3), 255, dtype=np.uint8)
+    full[band:] = rgb
+    out, draw = canvas(full)
     if title:
-        fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=8)
+        from lumbarkit.report.draw import font
+
+        draw.text((w * SCALE / 2, band / 2), title, fill="black", font=font(13), anchor="mm")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    save_png(out, path)
     return path

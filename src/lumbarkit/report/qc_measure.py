@@ -44,8 +44,12 @@ def _label_text(v) -> str:
     return text
 
 
+HEIGHT_PX = 960  # height of the image part of qc.png
+BAND_PX = 30  # title band above it
+
+
 def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | Path,
-                      labels: np.ndarray | None = None, slice_index: int | None = None, dpi: int = 110,
+                      labels: np.ndarray | None = None, slice_index: int | None = None,
                       disc_notes: dict[str, str] | None = None) -> Path:
     """Write a PNG of one sagittal slice with the measured lines, level names and grades.
 
@@ -56,68 +60,77 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     path : output PNG path.
     labels : optional label map on the scan grid; its outlines are drawn thinly.
     slice_index : slice to show; default the slice most bodies were measured on.
-    dpi : resolution of the 9-inch-high figure.
     disc_notes : extra text per disc name (e.g. its grades), appended to the disc's label.
     """
-    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from lumbarkit.report.draw import blend, canvas, gray_rgb, label_edges, line, save_png
 
     k = qc_slice(measurements, scan) if slice_index is None else int(slice_index)
     image = scan.array[k]
     _, row_mm, col_mm = scan.spacing_mm
     rows, cols = image.shape
-    height_in = 9.0
-    width_in = max(4.0, min(16.0, height_in * cols * col_mm / (rows * row_mm)))
-    fig = Figure(figsize=(width_in + 0.2, height_in), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, 0.95))
+    sy = HEIGHT_PX / rows  # output pixels per voxel, rows and columns (anatomy keeps its aspect in mm)
+    sx = float(np.clip(sy * col_mm / row_mm, 400 / cols, 1600 / cols))
     lo, hi = np.percentile(image, (1, 99.5))
-    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=row_mm / col_mm, interpolation="nearest")
+    rgb = gray_rgb(image, lo, hi if hi > lo else lo + 1)
     if labels is not None:
-        sl = np.asarray(labels)[k]
-        for value in np.unique(sl[sl > 0]):
-            ax.contour(sl == value, levels=[0.5], colors=["#5ac8fa"], linewidths=0.4, alpha=0.6)
+        edges = label_edges(np.asarray(labels)[k])
+        rgb = blend(rgb, np.broadcast_to(np.array([0.353, 0.784, 0.98], np.float32), rgb.shape), 0.6 * edges)
+    size = (max(1, round(cols * sx)), HEIGHT_PX)
+    full = np.zeros((HEIGHT_PX + BAND_PX, size[0], 3), dtype=np.uint8)
+    full[BAND_PX:] = np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST))
+    img, draw = canvas(full)
 
     def pix(point_mm) -> tuple[float, float]:
         kij = scan.mm_to_voxel(np.asarray(point_mm, dtype=float))
-        return float(kij[2]), float(kij[1])
+        return (float(kij[2]) + 0.5) * sx, (float(kij[1]) + 0.5) * sy + BAND_PX
 
-    for measure_name, line in measurements.lines():
+    for measure_name, ln in measurements.lines():
         if measure_name in _SKIP:
             continue
         colour = COLOURS.get(measure_name, _DISC_HEIGHT)
-        (x0, y0), (x1, y1) = pix(line.start_mm), pix(line.end_mm)
-        style = "-" if line.slice_index == k else "--"
-        ax.plot([x0, x1], [y0, y1], style, color=colour, linewidth=1.2)
+        p0, p1 = pix(ln.start_mm), pix(ln.end_mm)
+        line(draw, p0, p1, colour, width=2, dash=None if ln.slice_index == k else 6)
         if measure_name.startswith("slip"):
-            ax.plot([x0], [y0], "o", color=colour, markersize=2.5)
+            draw.ellipse((p0[0] - 3, p0[1] - 3, p0[0] + 3, p0[1] + 3), fill=colour)
+    _vertebra_labels(draw, measurements, pix, size[0])
+    for d in measurements.discs:
+        _disc_label(draw, d, pix, size[0], (disc_notes or {}).get(d.name))
+    title = f"slice {k}"
+    if measurements.lordosis.ok:
+        title += f"   lordosis {measurements.lordosis_method}: {measurements.lordosis.value:.1f} deg"
+    title += "   heights Ha/Hm/Hp mm, dashed = other slice"
+    from lumbarkit.report.draw import font
+
+    draw.text((6, BAND_PX / 2), title, fill="white", font=font(13), anchor="lm")
+    out = Path(path)
+    save_png(img, out)
+    log.info("wrote %s", out)
+    return out
+
+
+def _vertebra_labels(draw, measurements: SpineMeasurements, pix, width: int) -> None:
+    """Each vertebra's outline (dotted) and its name with heights (and Genant grade) left of it."""
+    from lumbarkit.report.draw import line, text_box
+
     for v in measurements.vertebrae:
         if v.centroid_mm is None:
             continue
         x, y = pix(v.centroid_mm)
         if v.corners_mm is not None and v.slice_index is not None:
-            xs, ys = zip(*(pix(c) for c in v.corners_mm))
-            x = min(xs) - 0.02 * cols
-            ax.plot(list(xs) + [xs[0]], list(ys) + [ys[0]], ":", color="white", linewidth=0.6, alpha=0.7)
+            pts = [pix(c) for c in v.corners_mm]
+            x = min(p[0] for p in pts) - 0.02 * width
+            for a, b in zip(pts, pts[1:] + pts[:1]):
+                line(draw, a, b, "#d0d0d0", width=1, dash=2)
         colour = "#ff3b30" if (v.genant_grade.ok and v.genant_grade.value) or v.missing_reason else "white"
-        ax.text(x, y, _label_text(v), color=colour, fontsize=8, ha="right", va="center",
-                bbox=dict(facecolor="black", alpha=0.5, pad=1, edgecolor="none"))
-    for d in measurements.discs:
-        _disc_label(ax, d, pix, cols, (disc_notes or {}).get(d.name))
-    title = f"slice {k}"
-    if measurements.lordosis.ok:
-        title += f"   lordosis {measurements.lordosis_method}: {measurements.lordosis.value:.1f} deg"
-    title += "   heights Ha/Hm/Hp mm, dashed = other slice"
-    fig.text(0.01, 0.975, title, fontsize=9, va="center", color="white")
-    ax.set_xlim(-0.5, cols - 0.5)
-    ax.set_ylim(rows - 0.5, -0.5)
-    ax.set_axis_off()
-    out = Path(path)
-    fig.savefig(out, facecolor="black", metadata={"Software": None})
-    log.info("wrote %s", out)
-    return out
+        text_box(draw, (x, y), _label_text(v), colour, 12, anchor="rm")
 
 
-def _disc_label(ax, d, pix, cols: int, note: str | None) -> None:
+def _disc_label(draw, d, pix, width: int, note: str | None) -> None:
     """Write a disc's name, ``note`` (e.g. its grades), slip and narrow canal beside its middle height line."""
+    from lumbarkit.report.draw import text_box
+
     ref = d.height_middle if d.height_middle.ok else d.slip_mm
     if not ref.lines:
         return
@@ -134,5 +147,4 @@ def _disc_label(ax, d, pix, cols: int, note: str | None) -> None:
     if d.canal_stenosis in ("absolute", "relative"):
         text += f"  canal {d.canal_ap.value:.0f} mm"
     colour = "#ff3b30" if d.meyerding_grade.ok and d.meyerding_grade.value else "#9cff57"
-    ax.text(x + 0.08 * cols, y, text, color=colour, fontsize=7, ha="left", va="center",
-            bbox=dict(facecolor="black", alpha=0.5, pad=1, edgecolor="none"))
+    text_box(draw, (x + 0.08 * width, y), text, colour, 11, anchor="lm")

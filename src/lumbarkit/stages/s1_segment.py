@@ -37,9 +37,29 @@ def resample_2d(array: np.ndarray, factors: tuple[float, float], order: int) -> 
     return zoom(array, factors, order=order, mode="nearest", grid_mode=True)
 
 
-def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+def _softmax_(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax of float32 ``logits`` along ``axis``, computed in place (the same operations, no temporaries)."""
+    logits -= logits.max(axis=axis, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=axis, keepdims=True)
+    return logits
+
+
+_MIN_NORMAL_F16 = np.float32(2.0**-14)
+
+
+def to_float16(values: np.ndarray) -> np.ndarray:
+    """``values.astype(float16)`` for non-negative float32 values, bit for bit, without numpy's slow path for
+    results below float16's smallest normal number (2**-14), where most softmax probabilities fall.
+
+    A float16 subnormal is k * 2**-24 (k = 0..1023) and its bit pattern is k, so those values are rounded
+    (half to even, as the cast does) on that grid directly; k = 1024 is the pattern of 2**-14 itself."""
+    values = np.asarray(values, dtype=np.float32)
+    small = values < _MIN_NORMAL_F16
+    half = np.where(small, np.float32(1.0), values).astype(np.float16)
+    bits = half.view(np.uint16)
+    bits[small] = np.rint(values[small] * np.float32(2.0**24)).astype(np.uint16)
+    return half
 
 
 def predict_probabilities(scan: Scan, predict: PredictFn, target_mm: float, multiple: int = 16, batch: int = 8) -> np.ndarray:
@@ -55,15 +75,21 @@ def predict_probabilities(scan: Scan, predict: PredictFn, target_mm: float, mult
         images = [resample_2d(normalise_slice(s), factors, order=1) for s in scan.array[start : start + batch]]
         h, w = images[0].shape
         ph, pw = -h % multiple, -w % multiple
-        x = np.stack([np.pad(im, ((0, ph), (0, pw)), mode="constant") for im in images])[:, None].astype(np.float32)
-        probs = _softmax(predict(x)[:, :, :h, :w].astype(np.float32), axis=1)
+        x = np.zeros((len(images), 1, h + ph, w + pw), dtype=np.float32)
+        for i, im in enumerate(images):
+            x[i, 0, :h, :w] = im
+        probs = _softmax_(np.array(predict(x)[:, :, :h, :w], dtype=np.float32), axis=1)
         if out is None:
             out = np.empty((scan.shape[0], probs.shape[1], n_rows, n_cols), dtype=PROBABILITY_DTYPE)
-        back = (n_rows / h, n_cols / w)
-        for i in range(probs.shape[0]):
-            for c in range(probs.shape[1]):
-                z = resample_2d(probs[i, c], back, order=1)
-                out[start + i, c] = z[:n_rows, :n_cols] if z.shape == (n_rows, n_cols) else _fit(z, n_rows, n_cols)
+        if (h, w) != (n_rows, n_cols):
+            back = (n_rows / h, n_cols / w)
+            on_grid = np.empty((probs.shape[0], probs.shape[1], n_rows, n_cols), dtype=np.float32)
+            for i in range(probs.shape[0]):
+                for c in range(probs.shape[1]):
+                    z = resample_2d(probs[i, c], back, order=1)
+                    on_grid[i, c] = z if z.shape == (n_rows, n_cols) else _fit(z, n_rows, n_cols)
+            probs = on_grid
+        out[start : start + len(probs)] = to_float16(probs)
     return out
 
 

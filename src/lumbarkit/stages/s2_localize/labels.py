@@ -48,20 +48,27 @@ def label_volume(scan: Scan, probabilities: np.ndarray, discs: list[Blob], bodie
     s1_iv = max((iv for iv, (n, _) in names.items() if n == "S1"), default=None)
     if s1_iv is not None:
         interval = np.minimum(interval, s1_iv)  # sacral segments below S1 belong to the sacrum
+    boxes = ndimage.find_objects(interval + 1)  # in-plane box of each interval: a component never leaves it
     for iv, (name, _) in names.items():
         body = bodies.get(iv)
-        if body is None:
+        if body is None or iv + 1 > len(boxes) or boxes[iv] is None:
             continue
-        m = bone & (interval == iv)[None]
+        box = (slice(None), *boxes[iv])
+        m = bone[box] & (interval[boxes[iv]] == iv)[None]
         comps, n = ndimage.label(m)
-        touching = np.unique(comps[:, body.mask][comps[:, body.mask] > 0])
-        labels[np.isin(comps, touching) & m] = VERTEBRA_IDS[name]
+        on_body = comps[:, body.mask[boxes[iv]]]
+        touching = np.unique(on_body[on_body > 0])
+        labels[box][np.isin(comps, touching) & m] = VERTEBRA_IDS[name]
     return labels
 
 
 def instances(scan: Scan, labels: np.ndarray, discs: list[Blob], names: dict[int, tuple[str, float]],
               lumbar: int = 5) -> list[LevelInstance]:
+    """The named vertebrae and discs present in ``labels``: centroid (RAS mm), volume (mm3), confidence, slice."""
+    from scipy import ndimage
+
     voxel_mm3 = float(np.prod(scan.spacing_mm))
+    boxes = ndimage.find_objects(np.maximum(labels, 0))
     out: list[LevelInstance] = []
     for iv in sorted(names):
         name, conf = names[iv]
@@ -70,11 +77,11 @@ def instances(scan: Scan, labels: np.ndarray, discs: list[Blob], names: dict[int
             dname = disc_name(name, lumbar)
             items.append((dname, disc_id(dname), "disc", min(conf, names[iv + 1][1])))
         for n, lid, kind, c in items:
-            m = labels == lid
-            if not m.any():
+            if lid > len(boxes) or boxes[lid - 1] is None:
                 continue
-            idx = np.argwhere(m)
+            box = boxes[lid - 1]
+            idx = np.argwhere(labels[box] == lid) + [b.start for b in box]
             centroid = scan.voxel_to_mm(idx.mean(axis=0))
-            out.append(LevelInstance(n, lid, kind, tuple(round(float(v), 3) for v in centroid), round(float(m.sum() * voxel_mm3), 1),
+            out.append(LevelInstance(n, lid, kind, tuple(round(float(v), 3) for v in centroid), round(float(len(idx) * voxel_mm3), 1),
                                      round(float(np.clip(c, 0, 1)), 3), int(np.bincount(idx[:, 0]).argmax())))
     return out

@@ -144,13 +144,23 @@ Line2 = tuple[np.ndarray, np.ndarray]  # (point, unit direction) in plane mm
 
 
 def _fit_line(points: list[np.ndarray]) -> Line2 | None:
-    """Least-squares (orthogonal) line through plane points."""
-    from skimage.measure import LineModelND
+    """Least-squares (orthogonal) line through plane points: their mean and first principal direction.
 
-    model = LineModelND.from_estimate(np.asarray(points, dtype=float))
-    if not model:
+    The total-least-squares estimate of skimage's ``LineModelND`` (same operations, same floats), written
+    out because importing ``skimage.measure`` pulls in scipy.optimize: a fifth of a second on every run."""
+    data = np.asarray(points, dtype=float)
+    if data.ndim != 2 or len(data) < 2:
         return None
-    return np.asarray(model.origin, dtype=float), unit_vector(np.asarray(model.direction, dtype=float))
+    origin = data.mean(axis=0)
+    data = data - origin
+    if len(data) == 2:
+        direction = data[1] - data[0]
+        norm = np.linalg.norm(direction)
+        if norm != 0:
+            direction /= norm
+    else:
+        direction = np.linalg.svd(data, full_matrices=False)[2][0]
+    return origin, unit_vector(direction)
 
 
 def on_line(line: Line2, base: np.ndarray, d: np.ndarray) -> float | None:
