@@ -39,6 +39,7 @@ class PipelineConfig:
     tta : test-time augmentation in the grader.
     hotspots : compute occlusion evidence maps for ``hotspot_tasks``.
     lumbar_vertebrae : 4, 5 or 6 when the spine's lumbar count is known (transitional anatomy); None assumes 5.
+    onnx_provider : where the networks run: cpu (default), cuda, auto, ... (:mod:`lumbarkit.models.runtime`).
     """
 
     segment_model: str | None = None
@@ -49,6 +50,7 @@ class PipelineConfig:
     hotspot_tasks: tuple[str, ...] = HOTSPOT_TASKS
     hotspot_method: str = "occlusion"
     lumbar_vertebrae: int | None = None
+    onnx_provider: str = "cpu"
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -76,6 +78,10 @@ class PipelineConfig:
 
                 if value not in METHODS:
                     raise InputError(f"config {path.name}: hotspot_method must be one of {', '.join(METHODS)}")
+            if key == "onnx_provider":
+                from lumbarkit.models.runtime import check_provider
+
+                value = check_provider(value)
             if key == "lumbar_vertebrae" and value not in (None, 4, 5, 6):
                 raise InputError(f"config {path.name}: lumbar_vertebrae must be 4, 5 or 6")
             if key == "hotspot_tasks":
@@ -110,7 +116,7 @@ class Pipeline:
         if self._segmenter is None:
             from lumbarkit.models.folder import load_model
 
-            self._segmenter = load_model(self.config.segment_model, "segment_2d", self.threads)
+            self._segmenter = load_model(self.config.segment_model, "segment_2d", self.threads, self.config.onnx_provider)
         return self._segmenter
 
     def _optional_model(self, path: str | None, default: str):
@@ -120,7 +126,7 @@ class Pipeline:
             from lumbarkit.models.folder import load_model
 
             try:
-                self._optional[default] = load_model(path, default, self.threads)
+                self._optional[default] = load_model(path, default, self.threads, self.config.onnx_provider)
             except ModelError:
                 if path is not None:
                     raise
@@ -187,7 +193,7 @@ class Pipeline:
             label_map = LabelMap.on_grid_of(scan, labels)
             check_label_convention(label_map.present_labels)
             levels = Levels.from_label_map(scan, label_map)
-        warnings = list(scan.metadata.notes) + list(levels.user_warnings())
+        warnings = list(scan.metadata.notes) + self.runtime_notes() + list(levels.user_warnings())
         measurements = grades = crops = None
         hotspots: dict = {}
         if last >= STAGES.index("measure"):
@@ -203,6 +209,15 @@ class Pipeline:
         timings["total"] = time.perf_counter() - t0
         return ScanResult(scan, levels, measurements, grades, crops, hotspots, tuple(models), tuple(warnings),
                           timings, identifiers)
+
+    def runtime_notes(self) -> list[str]:
+        """A note when the requested ONNX provider is missing and the networks fall back to the CPU."""
+        if self.config.onnx_provider == "cpu":
+            return []
+        from lumbarkit.models.runtime import session_providers
+
+        note = session_providers(self.config.onnx_provider)[1]
+        return [note] if note else []
 
     @staticmethod
     def _load(source, spacing_mm, series) -> Scan:

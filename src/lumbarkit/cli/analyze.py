@@ -11,6 +11,7 @@ from lumbarkit.cli.main import app
 from lumbarkit.cli.options import (
     LumbarOption,
     OverwriteOption,
+    ProviderOption,
     SeriesOption,
     SpacingOption,
     spacing_tuple,
@@ -56,6 +57,7 @@ def analyze(
                                                     "They copy the patient and study module of the source series by necessity."),
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers (name, ID, dates, accession, institution) in the outputs."),
     lumbar_vertebrae: Optional[int] = LumbarOption,
+    provider: Optional[str] = ProviderOption,
     sequence: Optional[list[str]] = typer.Option(None, "--sequence", help="What each series is (T1, T2, T2_SPACE, STIR, PD), "
                                                  "one per series in order (repeat the option); wins over tags and file names."),
     overwrite: bool = OverwriteOption,
@@ -65,6 +67,7 @@ def analyze(
 
     from lumbarkit.cli.progress import StageStatus
     from lumbarkit.io.readers import is_dicom_path
+    from lumbarkit.models.runtime import check_provider
     from lumbarkit.pipeline import Pipeline, PipelineConfig
     from lumbarkit.report.outfolder import check_output, staged_folder
     from lumbarkit.report.study_outputs import write_study_outputs
@@ -79,6 +82,8 @@ def analyze(
         cfg = replace(cfg, hotspots=False)
     if lumbar_vertebrae is not None:
         cfg = replace(cfg, lumbar_vertebrae=lumbar_vertebrae)
+    if provider is not None:
+        cfg = replace(cfg, onnx_provider=check_provider(provider))
     with StageStatus() as status:
         result = analyze_study(study, Pipeline(cfg), keep_phi=keep_phi, on_stage=status.update, spacing_mm=spacing_tuple(spacing))
     with staged_folder(out, inputs) as tmp:

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from lumbarkit.cli.main import app
+from lumbarkit.cli.options import ProviderOption
 
 EXIT_NONE_SUCCEEDED = 1  # no series could be analysed
 EXIT_SOME_FAILED = 3  # the cohort files hold the others; errors.csv says why
@@ -30,6 +31,7 @@ def batch(
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Keep patient identifiers in the outputs, as `analyze --keep-phi` does."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds one series may take (e.g. 600); a series still running is "
                                                                     "retried once on a fresh worker, then reported in errors.csv. Default: no limit."),
+    provider: Optional[str] = ProviderOption,
 ) -> None:
     """Analyse every series of a folder or manifest in parallel; writes OUT/<id>/ like `analyze` plus
     cohort.csv/.parquet, vertebrae.csv, errors.csv, index.csv and summary plots. A rerun resumes."""
@@ -54,6 +56,10 @@ def batch(
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
     if no_hotspots:
         cfg = replace(cfg, hotspots=False)
+    if provider is not None:
+        from lumbarkit.models.runtime import check_provider
+
+        cfg = replace(cfg, onnx_provider=check_provider(provider))
     console = Console(stderr=True)
     found = discover_jobs(input, out)
     if not found.jobs:

@@ -24,3 +24,8 @@ LumbarOption = typer.Option(
     None, "--lumbar-vertebrae", min=4, max=6,
     help="Lumbar vertebrae of this spine when known (4, 5 or 6: transitional anatomy); default: 5 assumed.",
 )
+
+ProviderOption = typer.Option(
+    None, "--provider", help="Where the networks run: cpu (default), cuda, auto (first accelerator of the installed "
+                             "onnxruntime build), rocm, coreml, directml, openvino, tensorrt; a missing one falls back to the CPU.",
+)

@@ -29,21 +29,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-DEFAULT_THREADS = 2
+def _default_threads() -> int:
+    """ONNX Runtime intra-op threads by default: the cores this process may use, at most 4 (the networks are small)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+DEFAULT_THREADS = _default_threads()
 
 
 @dataclass(frozen=True)
 class ModelFolder:
-    """A verified model folder: its :class:`ModelSpec`, and the ONNX session opened lazily with ``threads``.
+    """A verified model folder: its :class:`ModelSpec`, and the ONNX session opened lazily with ``threads`` on
+    ``provider`` (see :mod:`lumbarkit.models.runtime`).
 
-    ``threads`` (ONNX Runtime intra-op threads) is a load parameter, not part of the model."""
+    ``threads`` (ONNX Runtime intra-op threads) and ``provider`` are load parameters, not part of the model."""
 
     path: Path
     spec: ModelSpec
     threads: int = DEFAULT_THREADS
+    provider: str = "cpu"
 
     @classmethod
-    def load(cls, path: str | Path, threads: int | None = None) -> "ModelFolder":
+    def load(cls, path: str | Path, threads: int | None = None, provider: str = "cpu") -> "ModelFolder":
         """Read and validate ``model.json``, verify every file's sha256; raises :class:`ModelError`."""
         folder = Path(path)
         meta_path = folder / "model.json"
@@ -62,7 +75,7 @@ class ModelFolder:
                 raise ModelError(f"model file {f} does not match its sha256 in model.json (corrupt or modified)")
         if threads is not None and int(threads) < 1:
             raise ModelError(f"threads must be >= 1, got {threads}")
-        return cls(folder, spec, DEFAULT_THREADS if threads is None else int(threads))
+        return cls(folder, spec, DEFAULT_THREADS if threads is None else int(threads), provider)
 
     @property
     def name(self) -> str:
@@ -78,12 +91,18 @@ class ModelFolder:
 
     @cached_property
     def session(self):
+        """The ONNX Runtime session (all graph optimisations, ``threads`` intra-op threads, sequential execution)."""
         import onnxruntime as ort
+
+        from lumbarkit.models.runtime import session_providers
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        return ort.InferenceSession(str(self.path / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return ort.InferenceSession(str(self.path / "model.onnx"), sess_options=opts,
+                                    providers=session_providers(self.provider)[0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run the ONNX model on one float32 input batch; returns its first output."""
@@ -91,16 +110,17 @@ class ModelFolder:
         return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def packaged_model(name: str, threads: int | None = None) -> ModelFolder:
+def packaged_model(name: str, threads: int | None = None, provider: str = "cpu") -> ModelFolder:
     """Load a model folder shipped inside the package (``lumbarkit/models/<name>``)."""
     path = PACKAGED_MODELS / name
     if not (path / "model.json").is_file():
         raise ModelError(f"the packaged model {name!r} is not installed in {PACKAGED_MODELS}")
-    return ModelFolder.load(path, threads=threads)
+    return ModelFolder.load(path, threads=threads, provider=provider)
 
 
-def load_model(model: "ModelFolder | str | Path | None", default: str, threads: int | None = None) -> ModelFolder:
+def load_model(model: "ModelFolder | str | Path | None", default: str, threads: int | None = None,
+               provider: str = "cpu") -> ModelFolder:
     """``model`` itself when already loaded, the folder at a path, or the packaged model ``default`` when None."""
     if isinstance(model, ModelFolder):
         return model
-    return packaged_model(default, threads) if model is None else ModelFolder.load(model, threads)
+    return packaged_model(default, threads, provider) if model is None else ModelFolder.load(model, threads, provider)

@@ -85,4 +85,4 @@ def text_box(draw: ImageDraw.ImageDraw, xy, text: str, colour: str, size_px: int
 
 def save_png(img: Image.Image, path) -> None:
     """Write ``img`` as PNG (fast zlib level: these are QC pictures, not archives)."""
-    img.save(path, format="PNG", compress_level=3)
+    img.save(path, format="PNG", compress_level=1)

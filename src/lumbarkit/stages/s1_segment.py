@@ -57,9 +57,9 @@ def to_float16(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     small = values < _MIN_NORMAL_F16
     half = np.where(small, np.float32(1.0), values).astype(np.float16)
-    bits = half.view(np.uint16)
-    bits[small] = np.rint(values[small] * np.float32(2.0**24)).astype(np.uint16)
-    return half
+    k = np.minimum(values, _MIN_NORMAL_F16) * np.float32(2.0**24)
+    np.rint(k, out=k)
+    return np.where(small, k.astype(np.uint16), half.view(np.uint16)).view(np.float16)
 
 
 def predict_probabilities(scan: Scan, predict: PredictFn, target_mm: float, multiple: int = 16, batch: int = 8) -> np.ndarray:

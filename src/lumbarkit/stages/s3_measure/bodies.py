@@ -55,7 +55,17 @@ class BodyFit:
 
 
 def fit_body(lab: Labels, label: int, k: int, u0: np.ndarray | None = None) -> tuple[Quad | None, Sampler | None, str | None]:
-    """Fit ``label`` on slice ``k``: (quad, sampler, None), or (None, sampler or None, reason)."""
+    """Fit ``label`` on slice ``k``: (quad, sampler, None), or (None, sampler or None, reason).
+
+    A fit is a pure function of its arguments, so each one is made once per label map (a body is refitted with
+    the same start by both motion segments it belongs to)."""
+    key = ("fit_body", label, k, None if u0 is None else tuple(np.asarray(u0, dtype=float)))
+    if key not in lab.memo:
+        lab.memo[key] = _fit_body(lab, label, k, u0)
+    return lab.memo[key]
+
+
+def _fit_body(lab: Labels, label: int, k: int, u0: np.ndarray | None) -> tuple[Quad | None, Sampler | None, str | None]:
     mask, reason = lab.piece(label, k)
     if mask is None:
         return None, None, reason

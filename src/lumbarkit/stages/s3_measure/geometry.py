@@ -103,6 +103,17 @@ class Sampler:
         ``[-half, half]``; that end's value is then ``nan``.
         """
         t, f = self.profile(point, direction, half)
+        return self._crossings(t, f, need)
+
+    def extents(self, points: list[np.ndarray], direction: np.ndarray, half: float) -> list[tuple[float, float] | None]:
+        """:meth:`extent` of parallel lines through each of ``points``, sampled in one interpolation call
+        (each line's coordinates computed as :meth:`profile` does, so the values are the same)."""
+        t = np.arange(-half, half + self.step / 2, self.step)
+        ij = np.concatenate([self.plane.plane_to_pixels(p + t[:, None] * direction) - self.offset for p in points])
+        f = ndimage.map_coordinates(self.values, ij.T, order=1, mode="constant", cval=0.0).reshape(len(points), len(t))
+        return [self._crossings(t, row, "both") for row in f]
+
+    def _crossings(self, t: np.ndarray, f: np.ndarray, need: str) -> tuple[float, float] | None:
         inside = np.flatnonzero(f >= 0.5)
         if inside.size == 0:
             return None
@@ -208,26 +219,23 @@ def _quad_along(s: Sampler, c: np.ndarray, u: np.ndarray, v: np.ndarray, half: f
     if ext is None:
         return None
     a_pt, p_pt = c + ext[0] * u, c + ext[1] * u
-    chords = {}
-    for f in sorted(set(CHORD_FRACTIONS) | set(EDGE_FRACTIONS)):
-        base = a_pt + f * (p_pt - a_pt)
-        e = s.extent(base, v, half)
-        if e is None:
-            return None
-        chords[f] = (base + e[0] * v, base + e[1] * v)
+    fractions = sorted(set(CHORD_FRACTIONS) | set(EDGE_FRACTIONS))
+    bases = [a_pt + f * (p_pt - a_pt) for f in fractions]
+    found = s.extents(bases, v, half)
+    if any(e is None for e in found):
+        return None
+    chords = {f: (base + e[0] * v, base + e[1] * v) for f, base, e in zip(fractions, bases, found)}
     sup = _fit_line([chords[f][0] for f in EDGE_FRACTIONS])
     inf = _fit_line([chords[f][1] for f in EDGE_FRACTIONS])
     walls = []
     for f, end in ((CHORD_FRACTIONS[0], 0), (CHORD_FRACTIONS[-1], 1)):
         top, bottom = chords[f]
-        pts = []
-        for g in WALL_FRACTIONS:
-            q = top + g * (bottom - top)
-            q = q + ((c - q) @ u) * u  # same AP line, re-centred on the mid-line's centre
-            e = s.extent(q, u, half)
-            if e is None:
-                return None
-            pts.append(q + e[end] * u)
+        qs = [top + g * (bottom - top) for g in WALL_FRACTIONS]
+        qs = [q + ((c - q) @ u) * u for q in qs]  # same AP line, re-centred on the mid-line's centre
+        found = s.extents(qs, u, half)
+        if any(e is None for e in found):
+            return None
+        pts = [q + e[end] * u for q, e in zip(qs, found)]
         wall = _fit_line(pts) if np.linalg.norm(pts[-1] - pts[0]) > 2 * s.plane.pixel_mm else (pts[0], v)
         walls.append(wall)
     if sup is None or inf is None or any(w is None for w in walls):

@@ -39,6 +39,7 @@ class Labels:
         boxes = ndimage.find_objects(labels)
         self.boxes = {i: boxes[i - 1] for i in ids if i - 1 < len(boxes) and boxes[i - 1] is not None}
         self._centroids: dict[int, np.ndarray] = {}
+        self.memo: dict[tuple, object] = {}  # results of pure fits on this label map, by their arguments
 
     def centroid_index(self, label: int) -> np.ndarray:
         """3D centroid (k, i, j) in voxel index."""
@@ -64,8 +65,15 @@ class Labels:
         return self.labels[k] == label
 
     def piece(self, label: int, k: int) -> tuple[np.ndarray | None, str | None]:
-        """Largest connected piece of ``label`` on slice ``k`` (holes filled) or a reason."""
-        raw = self.raw(label, k)
+        """Largest connected piece of ``label`` on slice ``k`` (holes filled) or a reason.
+
+        Components and holes are found in the label's box grown by one pixel (a ring of background around the
+        label joins the image border outside it, so the result is the whole slice's, at a fraction of the cost)."""
+        h, w = self.labels.shape[1:]
+        box = self.boxes.get(label)
+        rs, cs = (slice(0, h), slice(0, w)) if box is None else (
+            slice(max(box[1].start - 1, 0), min(box[1].stop + 1, h)), slice(max(box[2].start - 1, 0), min(box[2].stop + 1, w)))
+        raw = self.labels[k, rs, cs] == label
         n_px = int(raw.sum())
         if n_px == 0:
             return None, f"not present on slice {k}"
@@ -74,12 +82,12 @@ class Labels:
         order = np.argsort(sizes)[::-1]
         if n > 1 and sizes[order[1]] >= SPLIT_FRACTION * sizes[order[0]]:
             return None, f"label split into {int((sizes >= SPLIT_FRACTION * sizes[order[0]]).sum())} separate parts on slice {k}"
-        mask = ndimage.binary_fill_holes(comps == order[0] + 1)
+        mask = np.zeros((h, w), dtype=bool)
+        mask[rs, cs] = ndimage.binary_fill_holes(comps == order[0] + 1)
         area = float(mask.sum()) * abs(np.linalg.det(self.plane.to_plane))
         if mask.sum() < MIN_PIXELS or area < MIN_AREA_MM2:
             return None, f"too small to measure ({area:.0f} mm2 on slice {k})"
         rows, cols = np.nonzero(mask)
-        h, w = mask.shape
         if rows.min() == 0 or cols.min() == 0 or rows.max() == h - 1 or cols.max() == w - 1:
             return None, f"touches the image border on slice {k} (partly outside the field of view)"
         return mask, None
