@@ -300,12 +300,13 @@ def spine_confidence(probabilities) -> float:
     import numpy as np
 
     from lumbarkit.seg_classes import BODY, DISC
+    from lumbarkit.stages.s1_segment import winning_class
 
     total, count = 0.0, 0
     for k in range(probabilities.shape[0]):  # slice by slice: no volume-sized temporaries
-        winner = probabilities[k].argmax(axis=0)
+        winner, top = winning_class(probabilities[k])
         spine = (winner == BODY) | (winner == DISC)
-        total += float(probabilities[k].max(axis=0)[spine].astype(np.float64).sum())
+        total += float(top[spine].astype(np.float64).sum())
         count += int(spine.sum())
     return total / count if count else 0.0
 

@@ -143,3 +143,18 @@ def test_float16_conversion_is_numpys_cast_bit_for_bit():
     x = np.concatenate([x, np.nextafter(x, np.float32(0)), np.nextafter(x, np.float32(1))])
     assert np.array_equal(to_float16(x).view(np.uint16), x.astype(np.float16).view(np.uint16))
     assert to_float16(x.reshape(3, -1)).shape == (3, x.size // 3)
+
+
+def test_winning_class_is_argmax_and_max_with_ties_to_the_first_class():
+    from lumbarkit.stages.s1_segment import winning_class
+
+    rng = np.random.default_rng(2)
+    p = rng.random((6, 40, 50)).astype(np.float16)
+    p[:, :5] = 0  # all tied
+    p[3, 10:20] = p[1, 10:20]  # ties between two classes
+    p[:, 30:] = rng.integers(0, 3, (6, 10, 50)) / 4  # many exact ties
+    winner, top = winning_class(p)
+    assert np.array_equal(winner, p.argmax(axis=0)) and winner.dtype == np.uint8
+    assert np.array_equal(top, p.max(axis=0)) and top.dtype == np.float16
+    w32, t32 = winning_class(p.astype(np.float32))
+    assert np.array_equal(w32, winner) and np.array_equal(t32, p.max(axis=0).astype(np.float32))

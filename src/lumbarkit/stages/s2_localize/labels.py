@@ -15,9 +15,11 @@ DISC_REACH_MM = 8.0  # lateral disc voxels join the nearest slab disc within thi
 
 def class_map(probabilities: np.ndarray) -> np.ndarray:
     """Winning class per voxel ``(slices, rows, cols)`` uint8, computed slice by slice (no int64 volume)."""
+    from lumbarkit.stages.s1_segment import winning_class
+
     out = np.empty((probabilities.shape[0], *probabilities.shape[2:]), dtype=np.uint8)
     for k in range(probabilities.shape[0]):
-        out[k] = probabilities[k].argmax(axis=0)
+        out[k] = winning_class(probabilities[k])[0]
     return out
 
 
