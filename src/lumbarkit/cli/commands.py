@@ -7,6 +7,7 @@ from lumbarkit.cli import (  # noqa: F401
     grade,
     info,
     measure,  # noqa: F401
+    rsna,  # noqa: F401
     segment,
     train,
 )

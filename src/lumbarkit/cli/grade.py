@@ -13,6 +13,7 @@ from lumbarkit.cli.options import (
     OverwriteOption,
     SeriesOption,
     SpacingOption,
+    require_training_extra,
     spacing_tuple,
 )
 from lumbarkit.errors import LumbarkitError
@@ -81,14 +82,6 @@ def _print(grades, warnings) -> None:
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
-def _require_training_extra() -> None:
-    try:
-        import monai  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise LumbarkitError("training needs the [train] extra: pip install torch==2.13.0 'lumbarkit[train]'") from None
-
-
 def _check_spider(spider: Path) -> None:
     if not ((spider / "series.csv").is_file() and (spider / "gradings.csv").is_file()):
         raise LumbarkitError(f"{spider} is not a SPIDER folder (expected series.csv, gradings.csv and images/)")
@@ -110,7 +103,7 @@ def train_grade(
     seg_model: Optional[Path] = typer.Option(None, "--seg-model", help="Segmentation model folder that locates the discs (default: the packaged one)."),
 ) -> None:
     """Build the SPIDER crop cache, (optionally) run the ablation, train the chosen grader on all discs, export it + card."""
-    _require_training_extra()
+    require_training_extra()
     _check_spider(spider)
     from lumbarkit.training.grade.data import build_grade_dataset
     from lumbarkit.training.grade.recipe import train_grade_model

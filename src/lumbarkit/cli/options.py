@@ -29,3 +29,14 @@ ProviderOption = typer.Option(
     None, "--provider", help="Where the networks run: cpu (default), cuda, auto (first accelerator of the installed "
                              "onnxruntime build), rocm, coreml, directml, openvino, tensorrt; a missing one falls back to the CPU.",
 )
+
+
+def require_training_extra() -> None:
+    """A one-line error unless torch and MONAI (the ``[train]`` extra) are installed."""
+    from lumbarkit.errors import LumbarkitError
+
+    try:
+        import monai  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise LumbarkitError("training needs the [train] extra: pip install torch==2.13.0 'lumbarkit[train]'") from None

@@ -8,15 +8,8 @@ from typing import Optional
 import typer
 
 from lumbarkit.cli.main import evaluate_app, train_app
+from lumbarkit.cli.options import require_training_extra
 from lumbarkit.errors import LumbarkitError
-
-
-def _require_training_extra() -> None:
-    try:
-        import monai  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise LumbarkitError("training needs the [train] extra: pip install torch==2.13.0 'lumbarkit[train]'") from None
 
 
 def _check_data(data: Path) -> None:
@@ -35,7 +28,7 @@ def train_segment(
     threads: int = typer.Option(2, help="torch CPU threads."),
 ) -> None:
     """Train the segmentation net on all labelled cases and export it (with --cv: cross-validate first)."""
-    _require_training_extra()
+    require_training_extra()
     _check_data(data)
     import torch
 
@@ -64,7 +57,7 @@ def evaluate_segment(
 
     Cases the model was trained on give optimistic numbers: use --cv held-out numbers from the model card,
     or data the model never saw."""
-    _require_training_extra()
+    require_training_extra()
     import json
 
     import pandas as pd
