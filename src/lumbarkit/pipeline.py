@@ -40,6 +40,8 @@ class PipelineConfig:
     hotspots : compute occlusion evidence maps for ``hotspot_tasks``.
     lumbar_vertebrae : 4, 5 or 6 when the spine's lumbar count is known (transitional anatomy); None assumes 5.
     onnx_provider : where the networks run: cpu (default), cuda, auto, ... (:mod:`lumbarkit.models.runtime`).
+    rsna_model : a trained RSNA severity model folder (``lumbarkit rsna train``): a DICOM study then also gets the 25
+        RSNA 2024 severities (:mod:`lumbarkit.rsna.analysis`).
     """
 
     segment_model: str | None = None
@@ -51,6 +53,7 @@ class PipelineConfig:
     hotspot_method: str = "occlusion"
     lumbar_vertebrae: int | None = None
     onnx_provider: str = "cpu"
+    rsna_model: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -78,6 +81,15 @@ class PipelineConfig:
 
                 if value not in METHODS:
                     raise InputError(f"config {path.name}: hotspot_method must be one of {', '.join(METHODS)}")
+            if key == "rsna_model" and value is not None:
+                from lumbarkit.errors import ModelError
+                from lumbarkit.rsna.model import RsnaModel
+
+                try:
+                    RsnaModel.load(value)
+                except ModelError as exc:
+                    raise InputError(f"config {path.name}: rsna_model: {exc}") from None
+                value = str(value)
             if key == "onnx_provider":
                 from lumbarkit.models.runtime import check_provider
 

@@ -139,3 +139,38 @@ def test_axial_images_are_assigned_to_the_nearest_disc_in_patient_mm():
     got, note = assign_axial(other, discs, "F")
     assert "another frame of reference" in note
     assert {k: v.origin[2] for k, v in got.items()} == {"l3_l4": 100.0, "l4_l5": 65.0, "l5_s1": 30.0}
+
+
+@pytest.mark.slow
+def test_analyze_adds_the_rsna_severities_of_a_study(tmp_path, trained):
+    """``analyze`` of one study folder with ``rsna_model`` in the config: the same 25 severities as ``rsna predict``,
+    in result.json (schema-valid), levels.csv and the report."""
+    import json
+
+    import jsonschema
+
+    make_rsna(tmp_path / "data", 1, seed=11, split="test")
+    study = next((tmp_path / "data" / "test_images").iterdir())
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"rsna_model: {trained}\nhotspots: false\n")
+    proc = run_cli("analyze", study, "-o", tmp_path / "out", "--config", cfg)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parents[2] / "src/lumbarkit/schemas/result.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    rsna = doc["rsna"]
+    assert sorted(rsna["levels"]) == ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
+    assert all(len(v) == 5 and all(c["from"] == "crop" for c in v.values()) for v in rsna["levels"].values())
+    sub = tmp_path / "sub.csv"
+    assert run_cli("rsna", "predict", tmp_path / "data", "-o", sub, "--model", trained).returncode == 0
+    with open(sub) as fh:
+        predicted = {r["row_id"].split("_", 1)[1]: r for r in csv.DictReader(fh)}
+    for disc, conditions in rsna["levels"].items():
+        level = disc.lower().replace("/", "_")
+        for condition, entry in conditions.items():
+            row = predicted[f"{condition}_{level}"]
+            assert abs(entry["probabilities"]["severe"] - float(row["severe"])) < 1e-3
+    with open(tmp_path / "out" / "levels.csv") as fh:
+        levels = {r["level"]: r for r in csv.DictReader(fh)}
+    assert levels["L4/L5"]["rsna_spinal_canal_stenosis"] == rsna["levels"]["L4/L5"]["spinal_canal_stenosis"]["severity"]
+    assert "RSNA 2024 severities" in (tmp_path / "out" / "report.html").read_text()

@@ -22,12 +22,16 @@ from lumbarkit.report.outputs import atomic_path, result_json, write_csv, write_
 
 def write_study_outputs(study, outdir: Path, keep_phi: bool = False, dicom: bool = False) -> dict[str, Path]:
     """Write every output of ``study`` into ``outdir``; returns {kind: path} of the top-level files."""
-    from lumbarkit.results.scan_result import levels_csv_columns
-
     outdir = Path(outdir)
     if study.single:
         ref = study.refs[0]
-        return write_outputs(study.results[0], outdir, keep_phi=keep_phi, dicom_source=ref.source if dicom else None)
+        extra = (lambda folder: rsna_section(study)) if study.rsna is not None else None
+        paths = write_outputs(study.results[0], outdir, keep_phi=keep_phi, dicom_source=ref.source if dicom else None,
+                              report_extra=extra)
+        if study.rsna is not None:
+            paths["result"] = write_text(outdir / "result.json", result_json(study, keep_phi))
+            paths["levels"] = write_csv(outdir / "levels.csv", study.levels_rows(), study.levels_columns())
+        return paths
     for i in study.analysed:
         ref = study.refs[i]
         dicom_source = ref.source if dicom and study.results[i].scan.metadata.source_format == "dicom" else None
@@ -41,9 +45,9 @@ def write_study_outputs(study, outdir: Path, keep_phi: bool = False, dicom: bool
     ref = study.refs[study.primary]
     dicom_source = ref.source if dicom and primary.scan.metadata.source_format == "dicom" else None
     paths = write_outputs(top, outdir, keep_phi=keep_phi, dicom_source=dicom_source,
-                          report_extra=lambda folder: study_sections(study, folder, pairs))
+                          report_extra=lambda folder: study_sections(study, folder, pairs) + rsna_section(study))
     paths["result"] = write_text(outdir / "result.json", result_json(study, keep_phi))
-    paths["levels"] = write_csv(outdir / "levels.csv", study.levels_rows(), levels_csv_columns())
+    paths["levels"] = write_csv(outdir / "levels.csv", study.levels_rows(), study.levels_columns())
     return paths
 
 
@@ -94,3 +98,20 @@ def study_sections(study, outdir: Path, crops: dict[str, Path]) -> str:
             for n in order) + "</div>"
     return (f"<section><h2>Study</h2><p class='muted'>Grades fused by the {fused_by} from the channels shown "
             f"(T1 left, T2 right where both exist).</p>{table}{figs}</section>")
+
+
+def rsna_section(study) -> str:
+    """HTML table of the RSNA severities per level and condition (P(severe) beside each), or nothing."""
+    if study.rsna is None:
+        return ""
+    from lumbarkit.rsna.format import CONDITIONS, DISC_NAMES, LEVELS
+
+    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in CONDITIONS)
+    rows = []
+    for lv in LEVELS:
+        cells = "".join(f"<td>{escape(study.rsna.severity(c, lv))} ({study.rsna.of(c, lv)[2]:.2f})</td>" for c in CONDITIONS)
+        rows.append(f"<tr><td>{escape(DISC_NAMES[lv])}</td>{cells}</tr>")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in study.rsna.notes)
+    return (f"<section><h2>RSNA 2024 severities</h2><p class='muted'>{escape(study.rsna.model)}: severity (P severe) per "
+            f"level; rows without a crop take the model's prior.</p><table><tr><th>level</th>{head}</tr>{''.join(rows)}</table>"
+            f"<ul class='warn'>{notes}</ul></section>")

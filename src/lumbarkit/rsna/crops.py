@@ -90,7 +90,7 @@ def study_crops(study, pipeline, measure: bool = False) -> StudyCrops:
     for d in (SAGITTAL_T2, SAGITTAL_T1):
         for s in study.of(d)[:1]:
             try:
-                scans[d] = load_scan(s.folder)
+                scans[d] = load_scan(s.folder, series=s.series_uid)
             except LumbarkitError as exc:
                 out.notes.append(f"{d} series {s.series_id} unreadable: {exc}")
     ref = scans.get(SAGITTAL_T2, scans.get(SAGITTAL_T1))
@@ -136,7 +136,7 @@ def _axial_crops(out: StudyCrops, study, ref) -> None:
     series = study.of(AXIAL_T2)
     if not series or not out.discs:
         return
-    planes = series_planes(series[0].folder)
+    planes = series_planes(series[0].files or series[0].folder)
     assigned, note = assign_axial(planes, out.discs, ref.metadata.frame_of_reference_uid)
     if note:
         out.notes.append(note)

@@ -24,6 +24,8 @@ class RsnaSeries:
     description: str  # one of DESCRIPTIONS, or what the table says when unknown
     folder: Path
     instances: int
+    series_uid: str | None = None  # choose this series within ``folder`` (a DICOM study folder of mixed series)
+    files: tuple[Path, ...] = ()  # its files, when the folder holds other series too
 
 
 @dataclass

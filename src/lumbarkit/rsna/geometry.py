@@ -55,9 +55,10 @@ def read_plane(path: str | Path) -> ImagePlane | None:
                       str(getattr(ds, "FrameOfReferenceUID", "")))
 
 
-def series_planes(folder: Path) -> list[ImagePlane]:
-    """The readable planes of a series folder, in instance order."""
-    planes = [p for p in (read_plane(f) for f in sorted(Path(folder).glob("*.dcm"))) if p is not None]
+def series_planes(source) -> list[ImagePlane]:
+    """The readable planes of a series (its folder of ``*.dcm`` files, or a list of its files), in instance order."""
+    files = sorted(Path(source).glob("*.dcm")) if isinstance(source, (str, Path)) else list(source)
+    planes = [p for p in (read_plane(f) for f in files) if p is not None]
     return sorted(planes, key=lambda p: p.instance)
 
 

@@ -29,6 +29,7 @@ class StudyResult:
     check: LevelCheck = field(default_factory=LevelCheck)
     notes: tuple[str, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    rsna: object | None = None  # :class:`~lumbarkit.rsna.analysis.RsnaSeverities` when an RSNA model is configured
 
     @property
     def single(self) -> bool:
@@ -65,6 +66,8 @@ class StudyResult:
 
     def to_dict(self, keep_phi: bool = False) -> dict:
         doc = self.primary_result.to_dict(keep_phi)
+        if self.rsna is not None:
+            doc["rsna"] = self.rsna.to_dict()
         if self.single:
             return doc
         doc["models"] = doc["models"] + [m.to_dict() for m in self.models]
@@ -118,8 +121,21 @@ class StudyResult:
         found = [d.confidence for i in self.analysed for d in self.results[i].levels.discs if d.name == name]
         return round(float(max(found)), 4) if found else 0.0
 
+    def levels_columns(self) -> list[str]:
+        """The columns of :meth:`levels_rows`: the usual ones, then the RSNA severities when they were asked for."""
+        extra = [f"rsna_{c}" for c in _rsna_conditions()] if self.rsna is not None else []
+        return list(levels_csv_columns()) + extra
+
     def levels_rows(self) -> list[dict]:
-        """``levels.csv``: the primary series' rows with the fused grade columns and ``sequences``."""
+        """``levels.csv``: the primary series' rows with the fused grade columns and ``sequences`` (and the RSNA
+        severities of each disc when an RSNA model was configured)."""
+        rows = self._levels_rows()
+        if self.rsna is not None:
+            rows = [{**r, **{c: "" for c in self.levels_columns()[len(levels_csv_columns()):]},
+                     **self.rsna.level_columns(r["level"])} for r in rows]
+        return rows
+
+    def _levels_rows(self) -> list[dict]:
         rows = self.primary_result.levels_rows()
         if self.single:
             return rows
@@ -140,6 +156,12 @@ class StudyResult:
                 row["sequences"] = ""
             out.append({c: row.get(c, "") for c in levels_csv_columns()})
         return out
+
+
+def _rsna_conditions() -> tuple[str, ...]:
+    from lumbarkit.rsna.format import CONDITIONS
+
+    return CONDITIONS
 
 
 def _all_disc_names(records: list[dict], fused: dict) -> list[str]:
