@@ -19,6 +19,7 @@ from lumbarkit.batch.cohort import (
     write_errors,
     write_index,
 )
+from lumbarkit.batch.cohort_html import write_cohort_html
 from lumbarkit.batch.inputs import Job
 from lumbarkit.batch.outdir import (
     clean_stale,
@@ -205,6 +206,7 @@ def run_batch(jobs: list[Job], outdir: str | Path, *, workers: int | None = None
         summary.cohort = write_cohort(outdir)
         write_errors(outdir, summary.errors, tracebacks)
         write_index(outdir, summary.errors)
+        summary.cohort.files["html"] = write_cohort_html(outdir)
         summary.timings_s["cohort"] = time.perf_counter() - t
     summary.notes += summary.cohort.notes
     summary.timings_s["total"] = time.perf_counter() - t_start

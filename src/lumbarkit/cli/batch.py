@@ -1,4 +1,4 @@
-"""``lumbarkit batch``: every series of a cohort on Dask, resumable; per-series folders plus cohort tables."""
+"""``lumbarkit batch``: every series of a cohort on Dask, resumable; per-series folders plus cohort tables and cohort.html."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def batch(
     provider: Optional[str] = ProviderOption,
 ) -> None:
     """Analyse every series of a folder or manifest in parallel; writes OUT/<id>/ like `analyze` plus
-    cohort.csv/.parquet, vertebrae.csv, errors.csv, index.csv and summary plots. A rerun resumes."""
+    cohort.csv/.parquet, vertebrae.csv, errors.csv, index.csv, summary plots and cohort.html. A rerun resumes."""
     from dataclasses import replace
 
     from rich.console import Console

@@ -78,7 +78,7 @@ def grade_note(g) -> str:
 
 
 def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Path | None = None,
-                  report_extra=None) -> dict[str, Path]:
+                  report_extra=None, viewer_series=(), crop_pairs: dict | None = None) -> dict[str, Path]:
     """Write every output file of ``result`` into ``outdir``; returns {kind: path}.
 
     ``dicom_source`` (the DICOM input path) also writes a DICOM SEG and SR referencing it. ``report_extra``
@@ -108,7 +108,8 @@ def write_outputs(result, outdir: Path, keep_phi: bool = False, dicom_source: Pa
     if dicom_source is not None:
         paths.update(_write_dicom(result, outdir, dicom_source))
     extra = report_extra(outdir) if report_extra is not None else ""
-    paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi, extra))
+    paths["report"] = write_text(outdir / "report.html", render_report(result, outdir, hotspot_files, keep_phi, extra,
+                                                                     viewer_series, crop_pairs))
     return paths
 
 

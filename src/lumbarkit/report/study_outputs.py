@@ -44,8 +44,10 @@ def write_study_outputs(study, outdir: Path, keep_phi: bool = False, dicom: bool
     top = replace(primary, grades=fused, hotspots=maps, warnings=study.warnings, models=primary.models + study.models)
     ref = study.refs[study.primary]
     dicom_source = ref.source if dicom and primary.scan.metadata.source_format == "dicom" else None
+    others = [(f"{study.sequence_of(i)} (series {i + 1})", study.results[i]) for i in study.analysed if i != study.primary]
     paths = write_outputs(top, outdir, keep_phi=keep_phi, dicom_source=dicom_source,
-                          report_extra=lambda folder: study_sections(study, folder, pairs) + rsna_section(study))
+                          report_extra=lambda folder: study_sections(study, folder, pairs) + rsna_section(study),
+                          viewer_series=others, crop_pairs=pairs)
     paths["result"] = write_text(outdir / "result.json", result_json(study, keep_phi))
     paths["levels"] = write_csv(outdir / "levels.csv", study.levels_rows(), study.levels_columns())
     return paths
