@@ -108,7 +108,8 @@ def predict_probabilities(scan: Scan, predict: PredictFn, target_mm: float, mult
                     z = resample_2d(probs[i, c], back, order=1)
                     on_grid[i, c] = z if z.shape == (n_rows, n_cols) else _fit(z, n_rows, n_cols)
             probs = on_grid
-        out[start : start + len(probs)] = to_float16(probs)
+        for i in range(len(probs)):  # slice by slice: the temporaries stay in cache (several times faster than whole)
+            out[start + i] = to_float16(probs[i])
     return out
 
 
