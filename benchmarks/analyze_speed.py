@@ -8,7 +8,7 @@ two-series study (that series as T2 and again as a T1 series of the same study).
 process (``python -m lumbarkit analyze IN -o OUT``: interpreter start, imports, model loading, hotspots on,
 all outputs written), the base commit (checked out into a temporary git worktree, same interpreter and
 packages) and the working tree alternating; medians of ``--repeats``. Peak memory is the child's maximum
-resident set (``wait4``). Then, for the working tree, the stage breakdown of one fresh process per case.
+resident set (``wait4``). Then the stage breakdown of one fresh process per case, for both trees.
 ``--profile`` prints cProfile's top functions for the 26-slice series; ``--batch N`` also runs each tree's
 ``benchmarks/batch_throughput.py --limit N`` (series per hour, 1 and 2 workers). Figures are only
 meaningful on an otherwise idle machine.
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from base_tree import ROOT, base_worktree  # noqa: E402 (benchmarks/ helper)
 
 STAGES = r"""
 import json, sys, tempfile, time
@@ -115,19 +115,21 @@ def compare(cases: dict[str, list[str]], base: Path, tmp: Path, repeats: int) ->
         print(f"{name:26s} {bs} {n[0]:8.2f} {ratio} {bm} {n[1]:8.0f}" if n else f"{name:26s} {bs} {'failed':>8s}")
 
 
-def stage_breakdown(cases: dict[str, list[str]]) -> None:
-    print("\nstages of the working tree (seconds, one fresh process per case):")
-    for name, args in cases.items():
-        if "study" in name:
-            continue
-        spec = {"input": args[0], "spacing": [float(v) for v in args[2:4]] if "--spacing" in args else None}
-        proc = subprocess.run([sys.executable, "-c", STAGES, json.dumps(spec)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-        if proc.returncode:
-            print(f"  {name}: failed: {proc.stderr.strip().splitlines()[-1]}")
-            continue
-        times = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {name:26s} " + "  ".join(f"{k} {v:.2f}" for k, v in times.items()))
+def stage_breakdown(cases: dict[str, list[str]], base: Path) -> None:
+    """Seconds per stage of one fresh process per case, for the base commit and the working tree."""
+    for tag, src in (("base", base / "src"), ("new", ROOT / "src")):
+        print(f"\nstages, {tag} (seconds, one fresh process per case):")
+        for name, args in cases.items():
+            if "study" in name:
+                continue
+            spec = {"input": args[0], "spacing": [float(v) for v in args[2:4]] if "--spacing" in args else None}
+            proc = subprocess.run([sys.executable, "-c", STAGES, json.dumps(spec)], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(src)})
+            if proc.returncode:
+                print(f"  {name}: failed: {proc.stderr.strip().splitlines()[-1]}")
+                continue
+            times = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"  {name:26s} " + "  ".join(f"{k} {v:.2f}" for k, v in times.items()))
 
 
 def profile(args: list[str], out: Path) -> None:
@@ -163,20 +165,15 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = tmp / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        with base_worktree(args.base, tmp / "base") as base:
             (tmp / "inputs").mkdir()
             cases = build_cases(args.data.resolve(), tmp / "inputs")
             compare(cases, base, tmp, args.repeats)
-            stage_breakdown(cases)
+            stage_breakdown(cases, base)
             if args.profile:
                 profile(cases["26-slice series"], tmp / "out_profile")
             if args.batch:
                 batch(base, args.batch, args.data.resolve())
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
 
 
 if __name__ == "__main__":

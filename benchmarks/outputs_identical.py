@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from base_tree import ROOT, base_worktree  # noqa: E402 (benchmarks/ helper)
 FILES = ("result.json", "levels.csv", "vertebrae.csv")
 
 
@@ -82,15 +82,12 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = tmp / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cases = {"demo": ["demo"]}
-        if args.data:
-            (tmp / "inputs").mkdir()
-            cases.update(real_cases(args.data.resolve(), tmp / "inputs"))
-        same = True
-        try:
+        with base_worktree(args.base, tmp / "base") as base:
+            cases = {"demo": ["demo"]}
+            if args.data:
+                (tmp / "inputs").mkdir()
+                cases.update(real_cases(args.data.resolve(), tmp / "inputs"))
+            same = True
             for name, cmd in cases.items():
                 outs = []
                 for tag, src in (("base", base / "src"), ("new", ROOT / "src")):
@@ -103,8 +100,6 @@ def main() -> int:
                     same &= ok
                     note = "identical" if ok else "DIFFERS: largest at {} by {:.3g}".format(*largest_difference(a, b))
                     print(f"{name:16s} {f:14s} {note}")
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
     return 0 if same else 1
 
 

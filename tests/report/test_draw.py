@@ -20,19 +20,6 @@ def test_jet_is_matplotlibs_jet():
     assert np.abs(jet(index / 255) - colormaps["jet"](index)[:, :3]).max() < 1e-6
 
 
-def test_label_edges_are_skimages_inner_boundaries():
-    from skimage.segmentation import find_boundaries
-
-    from lumbarkit.report.draw import label_edges
-
-    rng = np.random.default_rng(0)
-    labels = np.zeros((60, 80), dtype=np.int16)
-    for value in (20, 21, 120, 100):
-        r, c = rng.integers(5, 45), rng.integers(5, 60)
-        labels[r : r + rng.integers(5, 15), c : c + rng.integers(5, 20)] = value
-    assert np.array_equal(label_edges(labels), find_boundaries(labels, connectivity=1, mode="inner"))
-
-
 def test_qc_png_draws_each_line_where_it_was_measured(tmp_path):
     """The depth line of every measured body (cyan) passes through the output pixel its RAS endpoints map to."""
     import imageio.v3 as iio

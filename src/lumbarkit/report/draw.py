@@ -37,16 +37,6 @@ def blend(rgb: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return (rgb.astype(np.float32) * (1 - a) + colour * 255.0 * a + 0.5).astype(np.uint8)
 
 
-def label_edges(labels: np.ndarray) -> np.ndarray:
-    """Pixels of a label (non-zero) with a 4-neighbour of another value: the outlines of every label."""
-    edge = np.zeros(labels.shape, dtype=bool)
-    edge[1:] |= labels[1:] != labels[:-1]
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    return edge & (labels > 0)
-
-
 @lru_cache(maxsize=8)
 def font(size_px: int) -> ImageFont.ImageFont:
     """PIL's bundled font at ``size_px`` pixels (its bitmap font where FreeType is missing)."""

@@ -64,7 +64,9 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     """
     from PIL import Image
 
-    from lumbarkit.report.draw import blend, canvas, gray_rgb, label_edges, line, save_png
+    from skimage.segmentation import find_boundaries
+
+    from lumbarkit.report.draw import blend, canvas, gray_rgb, line, save_png
 
     k = qc_slice(measurements, scan) if slice_index is None else int(slice_index)
     image = scan.array[k]
@@ -75,7 +77,7 @@ def draw_measurements(scan: Scan, measurements: SpineMeasurements, path: str | P
     lo, hi = np.percentile(image, (1, 99.5))
     rgb = gray_rgb(image, lo, hi if hi > lo else lo + 1)
     if labels is not None:
-        edges = label_edges(np.asarray(labels)[k])
+        edges = find_boundaries(np.asarray(labels)[k], connectivity=1, mode="inner")
         rgb = blend(rgb, np.broadcast_to(np.array([0.353, 0.784, 0.98], np.float32), rgb.shape), 0.6 * edges)
     size = (max(1, round(cols * sx)), HEIGHT_PX)
     full = np.zeros((HEIGHT_PX + BAND_PX, size[0], 3), dtype=np.uint8)

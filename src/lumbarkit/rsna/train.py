@@ -29,6 +29,7 @@ class RsnaCache:
     labels: np.ndarray
     seconds: np.ndarray  # crop extraction time per study
     notes: dict[str, list[str]]
+    discs: dict[str, dict[str, np.ndarray]] | None = None  # study -> level -> disc centre found (RAS mm)
 
 
 def study_labels(data, study_id: str) -> np.ndarray:
@@ -45,22 +46,31 @@ def study_labels(data, study_id: str) -> np.ndarray:
     return out
 
 
-def build_cache(data, pipeline, measure: bool = False, on_study=None) -> RsnaCache:
-    """Crops and labels of every study of ``data`` (an :class:`~lumbarkit.rsna.dataset.RsnaData`)."""
+def build_cache(data, pipeline, measure: bool = False, on_study=None, labelled_only: bool = False) -> RsnaCache:
+    """Crops and labels of every study of ``data`` (an :class:`~lumbarkit.rsna.dataset.RsnaData`); with
+    ``labelled_only`` the studies without any label are left out."""
     from lumbarkit.rsna.crops import study_crops
 
-    ids, crops, present, labels, seconds, notes = [], [], [], [], [], {}
+    ids, crops, present, labels, seconds, notes, discs = [], [], [], [], [], {}, {}
     for sid in sorted(data.studies):
+        y = study_labels(data, sid)
+        if labelled_only and not (y >= 0).any():
+            continue
         c = study_crops(data.studies[sid], pipeline, measure=measure)
         ids.append(sid)
         crops.append(c.crops)
         present.append(c.present)
-        labels.append(study_labels(data, sid))
+        labels.append(y)
         seconds.append(c.seconds)
         notes[sid] = list(data.studies[sid].problems) + c.notes
+        discs[sid] = c.discs
         if on_study is not None:
             on_study(sid)
-    return RsnaCache(ids, np.stack(crops), np.stack(present), np.stack(labels), np.array(seconds), notes)
+    if not ids:
+        from lumbarkit.errors import InputError
+
+        raise InputError(f"{data.root}: no {'labelled ' if labelled_only else ''}study with images")
+    return RsnaCache(ids, np.stack(crops), np.stack(present), np.stack(labels), np.array(seconds), notes, discs)
 
 
 def label_prior(labels: np.ndarray) -> np.ndarray:
@@ -241,36 +251,20 @@ def level_distances(data, cache_discs: dict[str, dict[str, np.ndarray]]) -> dict
 def train_rsna(root: Path, out: Path, folds: int = 5, epochs: int = 40, seed: int = 0, command: str = "", on_study=None) -> dict:
     """Crops of every labelled study, cross-validation, the final model on all of them; returns the metrics."""
     from lumbarkit.pipeline import Pipeline
-    from lumbarkit.rsna.crops import study_crops
     from lumbarkit.rsna.dataset import read_rsna
 
     data = read_rsna(root, "train")
-    pipeline = Pipeline()
-    ids, crops, present, labels, seconds, notes, discs = [], [], [], [], [], {}, {}
-    for sid in sorted(data.studies):
-        y = study_labels(data, sid)
-        if not (y >= 0).any():
-            continue
-        c = study_crops(data.studies[sid], pipeline)
-        ids.append(sid)
-        crops.append(c.crops)
-        present.append(c.present)
-        labels.append(y)
-        seconds.append(c.seconds)
-        notes[sid] = list(data.studies[sid].problems) + c.notes
-        discs[sid] = c.discs
-        if on_study is not None:
-            on_study(sid)
-    if len(ids) < 2:
+    cache = build_cache(data, Pipeline(), on_study=on_study, labelled_only=True)
+    if len(cache.study_ids) < 2:
         from lumbarkit.errors import InputError
 
-        raise InputError(f"{root}: {len(ids)} labelled study(ies) with images; training needs at least 2")
-    cache = RsnaCache(ids, np.stack(crops), np.stack(present), np.stack(labels), np.array(seconds), notes)
+        raise InputError(f"{root}: {len(cache.study_ids)} labelled study(ies) with images; training needs at least 2")
+    ids, seconds, notes = cache.study_ids, cache.seconds, cache.notes
     oof, prior_oof, _ = cross_validate(cache, folds, epochs, seed)
     net, epoch_s = fit(cache, np.arange(len(ids)), epochs, seed)
     per_study_epoch = epoch_s / len(ids)
     metrics = {"folds": min(folds, len(ids)), "epochs": epochs, "cv": evaluate(cache, oof), "prior_only": evaluate(cache, prior_oof),
-               "level_distance_mm": level_distances(data, discs),
+               "level_distance_mm": level_distances(data, cache.discs),
                "timing": {"crop_seconds_per_study": float(np.mean(seconds)), "train_seconds_per_epoch_per_study": per_study_epoch,
                           "estimate_1975_crops_h": float(np.mean(seconds)) * 1975 / 3600,
                           "estimate_1975_epoch_min": per_study_epoch * 1975 / 60},
