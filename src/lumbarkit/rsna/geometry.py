@@ -40,19 +40,22 @@ class ImagePlane:
 
 
 def read_plane(path: str | Path) -> ImagePlane | None:
-    """The plane of one DICOM file (header only), or None when it lacks geometry or cannot be read."""
-    import pydicom
+    """The plane of one single-frame DICOM image (header only, read by lumbarkit's DICOM header reader), or None
+    when the file is damaged, not an image or lacks geometry (the caller reports it; a series goes on without it)."""
+    from lumbarkit.io.dicom.headers import classify, frames_from_header, header_float, header_text, read_header
 
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-        ipp = np.array([float(v) for v in ds.ImagePositionPatient]) * LPS_RAS
-        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
-        spacing = [float(v) for v in ds.PixelSpacing]  # (between rows, between columns)
-        instance = int(ds.InstanceNumber)
-    except Exception:  # noqa: BLE001 - a damaged or foreign file: the caller reports it
+        ds = read_header(Path(path))
+        frames = frames_from_header(Path(path), ds) if classify(ds) == "image" else []
+    except Exception:  # noqa: BLE001 - a damaged file only loses its plane
         return None
-    return ImagePlane(Path(path), instance, ipp, iop[:3] * LPS_RAS, iop[3:] * LPS_RAS, (spacing[1], spacing[0]),
-                      str(getattr(ds, "FrameOfReferenceUID", "")))
+    f = frames[0] if len(frames) == 1 else None
+    instance = header_float(ds.get("InstanceNumber"))
+    if f is None or f.ipp is None or f.iop is None or f.spacing is None or instance is None:
+        return None
+    return ImagePlane(Path(path), int(instance), np.asarray(f.ipp, float) * LPS_RAS, np.asarray(f.iop[:3], float) * LPS_RAS,
+                      np.asarray(f.iop[3:], float) * LPS_RAS, (float(f.spacing[1]), float(f.spacing[0])),
+                      header_text(ds, "FrameOfReferenceUID"))
 
 
 def series_planes(source) -> list[ImagePlane]:
