@@ -72,8 +72,9 @@ def rsna_study(folder: Path):
     return study
 
 
-def rsna_for_study(folder: Path | None, pipeline) -> RsnaSeverities:
-    """The 25 severities of the DICOM study in ``folder`` with the pipeline's ``rsna_model``."""
+def rsna_for_study(folder: Path | None, pipeline, analysed: dict | None = None) -> RsnaSeverities:
+    """The 25 severities of the DICOM study in ``folder`` with the pipeline's ``rsna_model``; ``analysed``
+    (SeriesInstanceUID -> ScanResult) are the series ``analyze`` has already read and segmented."""
     from lumbarkit.rsna.crops import study_crops
     from lumbarkit.rsna.model import RsnaModel
     from lumbarkit.rsna.predict import study_probabilities
@@ -84,6 +85,6 @@ def rsna_for_study(folder: Path | None, pipeline) -> RsnaSeverities:
         return RsnaSeverities(name, sha, model.prior, np.zeros(len(model.prior), bool),
                               ("RSNA severities need a DICOM study (sagittal T1, sagittal T2/STIR, axial T2): the model's prior",))
     study = rsna_study(folder)
-    crops = study_crops(study, pipeline)
+    crops = study_crops(study, pipeline, analysed=analysed)
     probs, reasons = study_probabilities(crops, model)
     return RsnaSeverities(name, sha, probs, crops.present.copy(), tuple(study.problems + crops.notes + reasons))

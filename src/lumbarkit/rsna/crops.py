@@ -59,15 +59,18 @@ def _scale(array: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
-def sagittal_levels(scan, pipeline, measure: bool) -> tuple[dict[str, np.ndarray], dict[str, float], str | None]:
+def sagittal_levels(scan, pipeline, measure: bool, analysed=None) -> tuple[dict[str, np.ndarray], dict[str, float], str | None]:
     """RSNA level -> disc centre (RAS) from stage 1 on a sagittal scan, and the canal AP diameter (mm) per level
-    when ``measure``; a note instead when no spine is found."""
+    when ``measure``; a note instead when no spine is found. ``analysed``: that scan's result when the pipeline has
+    already run on it (``analyze``), so it is not run twice."""
     from lumbarkit.errors import InputError
 
-    try:
-        result = pipeline.run(scan, until="measure" if measure else "segment")
-    except InputError as exc:
-        return {}, {}, f"no levels found on the sagittal series: {exc}"
+    result = analysed
+    if result is None or (measure and result.measurements is None):
+        try:
+            result = pipeline.run(scan, until="measure" if measure else "segment")
+        except InputError as exc:
+            return {}, {}, f"no levels found on the sagittal series: {exc}"
     names = {v: k for k, v in DISC_NAMES.items()}
     discs = {names[d.name]: np.array(d.centroid_mm) for d in result.levels.discs if d.name in names}
     canal = {}
@@ -78,27 +81,33 @@ def sagittal_levels(scan, pipeline, measure: bool) -> tuple[dict[str, np.ndarray
     return discs, canal, None
 
 
-def study_crops(study, pipeline, measure: bool = False) -> StudyCrops:
-    """The crops of one :class:`~lumbarkit.rsna.dataset.RsnaStudy`; anything missing or unreadable is a note."""
+def study_crops(study, pipeline, measure: bool = False, analysed: dict | None = None) -> StudyCrops:
+    """The crops of one :class:`~lumbarkit.rsna.dataset.RsnaStudy`; anything missing or unreadable is a note.
+
+    ``analysed`` maps a series' SeriesInstanceUID to its :class:`ScanResult` where ``analyze`` already read and
+    segmented it: its scan and levels are used instead of reading and segmenting it again."""
     from lumbarkit.errors import LumbarkitError
     from lumbarkit.io import load_scan
 
     t0 = time.perf_counter()
+    analysed = analysed or {}
     out = StudyCrops(study.study_id, np.zeros((len(CONDITIONS) * len(LEVELS), 1, CROP_PX, CROP_PX), np.float32),
                      np.zeros(len(CONDITIONS) * len(LEVELS), bool))
-    scans = {}
+    scans, results = {}, {}
     for d in (SAGITTAL_T2, SAGITTAL_T1):
         for s in study.of(d)[:1]:
+            results[d] = analysed.get(s.series_uid) if s.series_uid else None
             try:
-                scans[d] = load_scan(s.folder, series=s.series_uid)
+                scans[d] = results[d].scan if results[d] is not None else load_scan(s.folder, series=s.series_uid)
             except LumbarkitError as exc:
                 out.notes.append(f"{d} series {s.series_id} unreadable: {exc}")
-    ref = scans.get(SAGITTAL_T2, scans.get(SAGITTAL_T1))
+    kind = SAGITTAL_T2 if SAGITTAL_T2 in scans else SAGITTAL_T1
+    ref = scans.get(kind)
     if ref is None:
         out.notes.append("no readable sagittal series: levels cannot be found")
         out.seconds = time.perf_counter() - t0
         return out
-    out.discs, out.canal_ap_mm, note = sagittal_levels(ref, pipeline, measure)
+    out.discs, out.canal_ap_mm, note = sagittal_levels(ref, pipeline, measure, results.get(kind))
     if note:
         out.notes.append(note)
     _sagittal_crops(out, scans)

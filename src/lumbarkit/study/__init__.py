@@ -47,7 +47,7 @@ def analyze_study(study: StudyInputs, pipeline, *, keep_phi: bool = False, lumba
     if not any(r is not None for r in results):
         raise InputError(f"no series of the study could be analysed: {errors[0]}")
     if study.single:
-        return StudyResult(study.series, tuple(results), rsna=_rsna(study, pipeline, on_stage))
+        return StudyResult(study.series, tuple(results), rsna=_rsna(study, results, pipeline, on_stage))
     labels = [f"series {i + 1} ({r.scan.metadata.sequence if r is not None else ref.sequence})"
               for i, (r, ref) in enumerate(zip(results, study.series))]
     analysed = [i for i, r in enumerate(results) if r is not None]
@@ -66,11 +66,13 @@ def analyze_study(study: StudyInputs, pipeline, *, keep_phi: bool = False, lumba
         notes.append("no T1 or T2 series in the study: discs not graded (sequences: " + ", ".join(sorted(set(sequences))) + ")")
     used_model = model is not None and fused is not None and fused.model.startswith("study grader")
     models = (ModelInfo("study grading", model.name, model.version, model.onnx_sha256),) if used_model else ()
-    return StudyResult(study.series, tuple(results), errors, fused, check, tuple(notes), models, _rsna(study, pipeline, on_stage))
+    return StudyResult(study.series, tuple(results), errors, fused, check, tuple(notes), models,
+                       _rsna(study, results, pipeline, on_stage))
 
 
-def _rsna(study: StudyInputs, pipeline, on_stage):
-    """The RSNA severities of a DICOM study when the pipeline's config names an RSNA model, else None."""
+def _rsna(study: StudyInputs, results: list, pipeline, on_stage):
+    """The RSNA severities of a DICOM study when the pipeline's config names an RSNA model, else None (the series
+    already analysed are not read or segmented again)."""
     if not getattr(pipeline.config, "rsna_model", None):
         return None
     from lumbarkit.rsna.analysis import rsna_for_study
@@ -79,7 +81,8 @@ def _rsna(study: StudyInputs, pipeline, on_stage):
         on_stage("RSNA severities")
     source = study.series[0].source
     dicom = source.is_dir() and all(ref.series_uid is not None and ref.source == source for ref in study.series)
-    return rsna_for_study(source if dicom else None, pipeline)
+    analysed = {ref.series_uid: r for ref, r in zip(study.series, results) if r is not None and ref.series_uid}
+    return rsna_for_study(source if dicom else None, pipeline, analysed)
 
 
 __all__ = ["SeriesRef", "StudyInputs", "StudyResult", "analyze_study", "find_study"]
