@@ -6,7 +6,8 @@ are made twice: from the ground-truth mask (where it labels what a flag needs) a
 packaged segmentation model's mask (``Pipeline.run(until="measure")``). Printed per dataset and
 mask source: discs with a slip measured, anterolisthesis of Meyerding grade >= 1, retrolisthesis
 (>= RETRO_FLAG_MM), discs with a dural sac measured, how many of those are under 8 and 10 mm, their
-absolute / relative stenosis flags (which also need a focal narrowing), vertebrae graded (T4-L4) and
+absolute / relative stenosis flags (which also need a focal narrowing), the grade the RSNA track's canal rule
+gives without a trained model (moderate or worse, severe), vertebrae graded (T4-L4) and
 those with Genant >= 1, and measures refused as implausible (with what depends on them).
 
 Population anchors: absolute central stenosis ~7 %, relative ~20 % of adults (Kalichman et al.
@@ -34,13 +35,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from measure_real import _spider_labels  # noqa: E402  (SPIDER semantic masks -> disc ids + canal)
 
-COUNTS = ("discs", "slip", "meyerding>=1", "retro", "canal", "sac<8mm", "sac<10mm", "absolute", "relative", "graded",
-          "genant>=1", "implausible")
+COUNTS = ("discs", "slip", "meyerding>=1", "retro", "canal", "sac<8mm", "sac<10mm", "absolute", "relative",
+          "rsna_rule_moderate+", "rsna_rule_severe", "graded", "genant>=1", "implausible")
+CANAL_COUNTS = ("absolute", "relative", "sac<8mm", "sac<10mm", "rsna_rule_moderate+", "rsna_rule_severe")
 
 
 def tally(m, out: dict[str, int]) -> None:
     """Add one scan's measurements to the counters."""
     from lumbarkit.results.measurements import RETRO_FLAG_MM
+    from lumbarkit.rsna.rule import canal_probabilities
 
     for d in m.discs:
         out["discs"] += 1
@@ -54,6 +57,10 @@ def tally(m, out: dict[str, int]) -> None:
             out["sac<10mm"] += int(d.canal_ap.value < 10.0)
             out["absolute"] += int(d.canal_stenosis == "absolute")
             out["relative"] += int(d.canal_stenosis == "relative")
+            # the RSNA track's canal rule without a trained model (lumbarkit.rsna.rule): its most probable grade
+            grade = int(np.argmax(canal_probabilities(float(d.canal_ap.value))))
+            out["rsna_rule_moderate+"] += int(grade >= 1)
+            out["rsna_rule_severe"] += int(grade == 2)
         out["implausible"] += sum("implausible" in (x.missing_reason or "") for x in d.measures())
     for v in m.vertebrae:
         out["graded"] += int(v.genant_grade.ok)
@@ -123,7 +130,7 @@ def main() -> None:
         cells = [dataset, source, str(t["scans"])]
         for c in COUNTS:
             base = t["slip"] if c in ("meyerding>=1", "retro") else \
-                t["canal"] if c in ("absolute", "relative", "sac<8mm", "sac<10mm") else t["graded"] if c == "genant>=1" else None
+                t["canal"] if c in CANAL_COUNTS else t["graded"] if c == "genant>=1" else None
             cells.append(f"{t[c]} ({100 * t[c] / base:.0f} %)" if base else str(t[c]))
         print(" | ".join(cells))
 
